@@ -1,0 +1,301 @@
+//! The window's model: plain data about the session that engine events update
+//! and every panel reads, plus the commands panels hand back to the app.
+//!
+//! Nothing here touches sockets, threads or egui, so the rules (which button
+//! is allowed when, what clears an error) can be read and tested in one place.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::net::client::{ClientCommand, ClientEvent, ClientStats, DecodedFrame, Direction};
+use crate::protocol::State;
+
+/// Oldest wire messages are forgotten past this many, so a session left
+/// running for days cannot grow the log without bound.
+const MAX_WIRE_ENTRIES: usize = 10_000;
+
+/// At most this many error lines are kept; a flood of the same failure
+/// should not push the connection bar off the screen.
+const MAX_ERRORS: usize = 5;
+
+/// What a panel asks the app to do; the app applies it after drawing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum UiCommand {
+    /// One of the SETUP / PLAY / PAUSE / TEARDOWN buttons.
+    Client(ClientCommand),
+    /// Open the native file dialog (on a worker thread).
+    PickFile,
+    /// Serve this file with the embedded server.
+    ServeFile(PathBuf),
+    /// Hide the error and notice lines.
+    Dismiss,
+    /// Empty the wire log.
+    ClearWireLog,
+}
+
+/// The latest decoded frame, without its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Frames decoded so far in this session (1-based).
+    pub number: u64,
+    /// RTP sequence number of the frame's first packet.
+    pub seq: u16,
+    pub rtp_timestamp: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One RTSP message in the wire log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireEntry {
+    pub at: SystemTime,
+    pub direction: Direction,
+    /// The message with line endings made uniform and trailing blank lines
+    /// removed, ready to draw.
+    pub text: String,
+    /// The CSeq header, if the message has one.
+    pub cseq: Option<u32>,
+}
+
+/// The embedded server, as the window shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub url: String,
+    pub file_name: String,
+    /// The served file, or None for the bundled sample.
+    pub source: Option<PathBuf>,
+}
+
+/// Everything the panels draw.
+#[derive(Debug, Clone, Default)]
+pub struct PlayerView {
+    pub state: State,
+    pub session: Option<String>,
+    /// The CSeq of the newest message in the wire log that had one.
+    pub last_cseq: Option<u32>,
+    pub frame: Option<FrameInfo>,
+    pub stats: ClientStats,
+    pub wire: Vec<WireEntry>,
+    /// Sentences shown in the error banner until dismissed or until the
+    /// next request succeeds.
+    pub errors: Vec<String>,
+    /// Something worth knowing that is not a failure (e.g. the stream ended).
+    pub notice: Option<String>,
+    /// The request sent and not yet answered (by a state change or an error).
+    pub in_flight: Option<ClientCommand>,
+    pub server: Option<ServerInfo>,
+    /// The file dialog is open.
+    pub picking: bool,
+}
+
+impl PlayerView {
+    /// Whether the RTSP state machine allows `command` in the current state.
+    pub fn state_allows(&self, command: ClientCommand) -> bool {
+        match command {
+            ClientCommand::Setup => self.state == State::Init,
+            ClientCommand::Play => self.state == State::Ready,
+            ClientCommand::Pause => self.state == State::Playing,
+            ClientCommand::Teardown => matches!(self.state, State::Ready | State::Playing),
+            ClientCommand::Shutdown => true,
+        }
+    }
+
+    /// Whether the button for `command` is enabled now.
+    pub fn can_send(&self, command: ClientCommand) -> bool {
+        if !self.state_allows(command) {
+            return false;
+        }
+        match self.in_flight {
+            None => true,
+            // TEARDOWN stays available so that a request the server never
+            // answers can be abandoned without waiting for the timeout.
+            Some(pending) => {
+                command == ClientCommand::Teardown && pending != ClientCommand::Teardown
+            }
+        }
+    }
+
+    /// Add an error line for the banner.
+    pub fn report(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        if self.errors.last() == Some(&message) {
+            return;
+        }
+        self.errors.push(message);
+        if self.errors.len() > MAX_ERRORS {
+            let excess = self.errors.len() - MAX_ERRORS;
+            self.errors.drain(..excess);
+        }
+    }
+
+    /// Hide the banner.
+    pub fn dismiss(&mut self) {
+        self.errors.clear();
+        self.notice = None;
+    }
+
+    /// Forget the session (the engine went away, or a new server replaced
+    /// the old one). The wire log stays: it is the record of what happened.
+    pub fn reset_session(&mut self) {
+        self.state = State::Init;
+        self.session = None;
+        self.frame = None;
+        self.stats = ClientStats::default();
+        self.in_flight = None;
+    }
+
+    /// Take one engine event into the view. Returns the frame to upload, if
+    /// the event carried one (pixels do not belong in the view).
+    pub fn apply(&mut self, event: ClientEvent) -> Option<DecodedFrame> {
+        match event {
+            ClientEvent::State { state, session } => {
+                // A state change that answers our own request is the
+                // "next successful action" that retires old errors.
+                if self.in_flight.take().is_some() {
+                    self.dismiss();
+                }
+                self.state = state;
+                self.session = session;
+            }
+            ClientEvent::Wire(message) => {
+                let entry = WireEntry::new(message.at, message.direction, &message.text);
+                if entry.cseq.is_some() {
+                    self.last_cseq = entry.cseq;
+                }
+                self.wire.push(entry);
+                if self.wire.len() > MAX_WIRE_ENTRIES {
+                    let excess = self.wire.len() - MAX_WIRE_ENTRIES;
+                    self.wire.drain(..excess);
+                }
+            }
+            ClientEvent::Frame(frame) => {
+                self.frame = Some(FrameInfo {
+                    number: frame.number,
+                    seq: frame.seq,
+                    rtp_timestamp: frame.rtp_timestamp,
+                    width: frame.width,
+                    height: frame.height,
+                });
+                return Some(frame);
+            }
+            ClientEvent::Stats(stats) => self.stats = stats,
+            ClientEvent::Error(error) => {
+                self.in_flight = None;
+                self.report(error.to_string());
+            }
+            ClientEvent::StreamEnded => {
+                self.notice = Some(
+                    "No frames for a while: the stream seems to have ended \
+                     (the lab's server just stops at the end of the file)."
+                        .to_owned(),
+                );
+            }
+            ClientEvent::Stopped => self.reset_session(),
+        }
+        None
+    }
+}
+
+impl WireEntry {
+    pub fn new(at: SystemTime, direction: Direction, raw: &str) -> Self {
+        let text = raw.replace("\r\n", "\n").trim_end().to_owned();
+        let cseq = parse_cseq(&text);
+        WireEntry {
+            at,
+            direction,
+            text,
+            cseq,
+        }
+    }
+}
+
+/// The CSeq header's value; header names are case-insensitive in RTSP.
+fn parse_cseq(text: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if name.trim().eq_ignore_ascii_case("cseq") {
+            value.trim().parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::client::{ClientError, WireMessage};
+
+    fn state(state: State) -> ClientEvent {
+        ClientEvent::State {
+            state,
+            session: Some("123456".into()),
+        }
+    }
+
+    #[test]
+    fn buttons_follow_the_state_machine() {
+        let mut view = PlayerView::default();
+        let enabled = |v: &PlayerView| {
+            [
+                ClientCommand::Setup,
+                ClientCommand::Play,
+                ClientCommand::Pause,
+                ClientCommand::Teardown,
+            ]
+            .map(|c| v.can_send(c))
+        };
+        assert_eq!(enabled(&view), [true, false, false, false]);
+        let _ = view.apply(state(State::Ready));
+        assert_eq!(enabled(&view), [false, true, false, true]);
+        let _ = view.apply(state(State::Playing));
+        assert_eq!(enabled(&view), [false, false, true, true]);
+    }
+
+    #[test]
+    fn in_flight_request_disables_all_but_teardown() {
+        let mut view = PlayerView::default();
+        let _ = view.apply(state(State::Ready));
+        view.in_flight = Some(ClientCommand::Play);
+        assert!(!view.can_send(ClientCommand::Play));
+        assert!(view.can_send(ClientCommand::Teardown));
+        view.in_flight = Some(ClientCommand::Teardown);
+        assert!(!view.can_send(ClientCommand::Teardown));
+    }
+
+    #[test]
+    fn errors_stay_until_a_request_succeeds() {
+        let mut view = PlayerView {
+            in_flight: Some(ClientCommand::Setup),
+            ..PlayerView::default()
+        };
+        let _ = view.apply(ClientEvent::Error(ClientError::ServerGone));
+        assert_eq!(view.errors.len(), 1);
+        assert_eq!(view.in_flight, None);
+        // An unrequested state change (the engine noticing the loss) keeps it.
+        let _ = view.apply(state(State::Init));
+        assert_eq!(view.errors.len(), 1);
+        view.in_flight = Some(ClientCommand::Setup);
+        let _ = view.apply(state(State::Ready));
+        assert!(view.errors.is_empty());
+    }
+
+    #[test]
+    fn cseq_is_read_from_either_direction() {
+        let mut view = PlayerView::default();
+        for (direction, text) in [
+            (Direction::Sent, "SETUP movie.Mjpeg RTSP/1.0\nCSeq: 1\n"),
+            (Direction::Received, "RTSP/1.0 200 OK\r\ncseq:7\r\n\r\n"),
+            (Direction::Received, "garbage without headers"),
+        ] {
+            let _ = view.apply(ClientEvent::Wire(WireMessage {
+                at: SystemTime::UNIX_EPOCH,
+                direction,
+                text: text.into(),
+            }));
+        }
+        assert_eq!(view.last_cseq, Some(7));
+        assert_eq!(view.wire[1].text, "RTSP/1.0 200 OK\ncseq:7");
+    }
+}

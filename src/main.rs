@@ -1,0 +1,259 @@
+//! The `streamlab` command: with no arguments it opens the player window
+//! (already serving the bundled sample); subcommands serve, play, probe
+//! and make test clips.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use streamlab::app::{AppOptions, Serve, run_window};
+use streamlab::media::{Framing, pattern};
+use streamlab::net::client::ClientConfig;
+use streamlab::net::probe::{ProbeLimits, probe};
+use streamlab::net::server::{Server, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "streamlab",
+    version,
+    about = "Stream and play Motion-JPEG over RTSP/RTP",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Open the window serving this .mjpeg file (default: the bundled sample).
+    file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve .mjpeg files over RTSP/RTP (the lab's `python Server.py PORT`).
+    Serve {
+        /// RTSP port.
+        #[arg(default_value_t = 8554)]
+        port: u16,
+        /// Folder the files are served from; nothing outside it is served.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// Address to listen on (0.0.0.0: every interface, as the lab does).
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: IpAddr,
+        /// Frames per second sent.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=240))]
+        fps: u32,
+        /// Start again at the first frame when a file ends.
+        #[arg(long = "loop")]
+        looping: bool,
+    },
+    /// Open the window connected to a server (the lab's
+    /// `python ClientLauncher.py HOST PORT RTP_PORT FILE`).
+    Play {
+        host: String,
+        port: u16,
+        rtp_port: u16,
+        file: String,
+        /// Press SETUP and PLAY at once.
+        #[arg(long)]
+        autoplay: bool,
+    },
+    /// Play headless and print a summary; exits non-zero when nothing played.
+    Probe {
+        host: String,
+        port: u16,
+        /// Local UDP port for RTP (0: any free one).
+        rtp_port: u16,
+        file: String,
+        /// Stop after this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Stop after this many seconds of playing.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Print one JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a test clip: a moving pattern with a visible frame counter.
+    MakeClip {
+        out: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        frames: u32,
+        /// WIDTHxHEIGHT
+        #[arg(long, default_value = "320x240")]
+        size: String,
+        #[arg(long, default_value_t = 70)]
+        quality: u8,
+        #[arg(long, value_enum, default_value_t = ClipFraming::Lab)]
+        framing: ClipFraming,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ClipFraming {
+    /// 5-digit length prefix, as movie.Mjpeg.
+    Lab,
+    /// 6-digit length prefix, for HD frames over 99,999 bytes.
+    Lab6,
+    /// Raw concatenated JPEG, as `ffmpeg -f mjpeg` writes.
+    Raw,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Some(Command::Serve { .. }) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("streamlab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A channel that fires once on Ctrl-C.
+fn ctrl_c() -> anyhow::Result<crossbeam_channel::Receiver<()>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    ctrlc::set_handler(move || {
+        let _ = tx.try_send(());
+    })
+    .context("cannot catch Ctrl-C")?;
+    Ok(rx)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Some(command) = cli.command else {
+        let serve = match cli.file {
+            Some(f) => Serve::File(f),
+            None => Serve::Sample,
+        };
+        run_window(AppOptions {
+            serve,
+            ..AppOptions::default()
+        })
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    match command {
+        Command::Serve {
+            port,
+            root,
+            bind,
+            fps,
+            looping,
+        } => {
+            let config = ServerConfig {
+                bind: SocketAddr::new(bind, port),
+                root: Some(root),
+                fps,
+                looping,
+                ..ServerConfig::default()
+            };
+            let server = Server::bind(config)?;
+            let stop = ctrl_c()?;
+            let addr = server.local_addr();
+            tracing::info!("serving on rtsp://{addr}/ (Ctrl-C stops)");
+            let handle = server.spawn();
+            let _ = stop.recv();
+            tracing::info!("stopping");
+            handle.stop();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Play {
+            host,
+            port,
+            rtp_port,
+            file,
+            autoplay,
+        } => {
+            run_window(AppOptions {
+                serve: Serve::Nothing,
+                connect: Some(ClientConfig {
+                    host,
+                    rtsp_port: port,
+                    rtp_port,
+                    file,
+                }),
+                autoplay,
+            })
+            .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Probe {
+            host,
+            port,
+            rtp_port,
+            file,
+            frames,
+            seconds,
+            json,
+        } => {
+            let cancel = ctrl_c()?;
+            let report = probe(
+                ClientConfig {
+                    host,
+                    rtsp_port: port,
+                    rtp_port,
+                    file,
+                },
+                ProbeLimits { frames, seconds },
+                &cancel,
+            );
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                println!("{}", report.summary());
+                for e in &report.errors {
+                    eprintln!("streamlab: {e}");
+                }
+            }
+            Ok(if report.stats.frames > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::MakeClip {
+            out,
+            frames,
+            size,
+            quality,
+            framing,
+        } => {
+            let Some((w, h)) = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+            else {
+                bail!("--size must look like 1280x720, not {size:?}");
+            };
+            if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
+                bail!("--size must be between 16x16 and 8192x8192");
+            }
+            let framing = match framing {
+                ClipFraming::Lab => Framing::Lab { digits: 5 },
+                ClipFraming::Lab6 => Framing::Lab { digits: 6 },
+                ClipFraming::Raw => Framing::Raw,
+            };
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let mut w_buf = std::io::BufWriter::new(file);
+            let bytes = pattern::make_clip(&mut w_buf, frames, w, h, quality, framing)?;
+            std::io::Write::flush(&mut w_buf)?;
+            println!("wrote {} ({frames} frames, {w}x{h}, {bytes} bytes)", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

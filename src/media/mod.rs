@@ -1,0 +1,9 @@
+//! Frame sources: .Mjpeg files in both framings (the lab's length-prefixed
+//! one and raw concatenated JPEG), the moving test pattern, and small JPEG
+//! inspection helpers.
+
+pub mod jpeg;
+pub mod mjpeg_file;
+pub mod pattern;
+
+pub use mjpeg_file::{Framing, MediaError, MjpegFile, SkippedFrame};

@@ -1,0 +1,7 @@
+//! Sockets and threads: the RTSP/RTP server, the client engine and the JPEG
+//! decoding worker. Protocol decisions are made in [`crate::protocol`]; this
+//! layer only moves bytes and keeps time.
+
+pub mod client;
+pub mod probe;
+pub mod server;

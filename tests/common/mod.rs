@@ -1,0 +1,224 @@
+//! Helpers shared by the end-to-end tests: a server on 127.0.0.1 with an
+//! ephemeral port, the lab's sample file, and a client that writes the
+//! lab's exact bytes (the test's own, independent of our client engine).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use streamlab::net::server::{Server, ServerConfig, ServerHandle};
+use streamlab::protocol::rtsp::{Decoder, Message, Response};
+
+/// The lab's original sample video (500 frames, 384x288).
+pub fn movie_path() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/movie.Mjpeg"))
+}
+
+pub fn media_root() -> PathBuf {
+    movie_path().parent().unwrap().to_path_buf()
+}
+
+/// movie.Mjpeg's frames, split by the test itself (5-digit lengths).
+pub fn movie_frames() -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(movie_path()).expect("movie.Mjpeg");
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at + 5 <= bytes.len() {
+        let len: usize = std::str::from_utf8(&bytes[at..at + 5]).unwrap().parse().unwrap();
+        frames.push(bytes[at + 5..at + 5 + len].to_vec());
+        at += 5 + len;
+    }
+    assert_eq!(frames.len(), 500);
+    frames
+}
+
+/// A server on 127.0.0.1 with a free port serving `root`.
+pub fn server(root: PathBuf, fps: u32) -> ServerHandle {
+    server_with(ServerConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        root: Some(root),
+        fps,
+        ..ServerConfig::default()
+    })
+}
+
+pub fn server_with(config: ServerConfig) -> ServerHandle {
+    Server::bind(config).expect("bind").spawn()
+}
+
+/// A fresh temporary folder of our own.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "streamlab-test-{}-{}-{}",
+        name,
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// A client written the way the lab's clients are: it sends the lab's
+/// exact bytes (or CRLF ones) and reads RTP from its own UDP port.
+pub struct LabClient {
+    pub rtsp: TcpStream,
+    pub rtp: UdpSocket,
+    pub session: Option<String>,
+    pub cseq: u32,
+    pub crlf: bool,
+    decoder: Decoder,
+}
+
+impl LabClient {
+    pub fn connect(addr: SocketAddr) -> LabClient {
+        let rtsp = TcpStream::connect(addr).expect("connect");
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        LabClient {
+            rtsp,
+            rtp,
+            session: None,
+            cseq: 0,
+            crlf: false,
+            decoder: Decoder::new(),
+        }
+    }
+
+    pub fn rtp_port(&self) -> u16 {
+        self.rtp.local_addr().unwrap().port()
+    }
+
+    /// Send one request in the lab's form: request line, CSeq, then
+    /// Transport (SETUP) or Session; LF and no blank line, or CRLF with one.
+    pub fn request(&mut self, method: &str, file: &str) -> Response {
+        self.cseq += 1;
+        let third = if method == "SETUP" {
+            format!("Transport: RTP/UDP; client_port= {}", self.rtp_port())
+        } else {
+            format!("Session: {}", self.session.clone().unwrap_or_default())
+        };
+        let lines = [
+            format!("{method} {file} RTSP/1.0"),
+            format!("CSeq: {}", self.cseq),
+            third,
+        ];
+        let bytes = if self.crlf {
+            format!("{}\r\n\r\n", lines.join("\r\n"))
+        } else {
+            lines.join("\n")
+        };
+        self.send_raw(bytes.as_bytes());
+        let r = self.read_reply();
+        if method == "SETUP" && r.status == 200 {
+            self.session = r.headers.session().map(str::to_string);
+        }
+        r
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.rtsp.write_all(bytes).unwrap();
+    }
+
+    /// Read one reply; a lab reply has no terminator, so it is complete
+    /// when no more bytes come for a moment.
+    pub fn read_reply(&mut self) -> Response {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 2048];
+        loop {
+            let has_partial = !self.decoder_has_nothing();
+            if let Some(m) = self.decoder.poll(false) {
+                return as_response(m);
+            }
+            let wait = if has_partial {
+                Duration::from_millis(60)
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
+            assert!(!wait.is_zero(), "no reply within 10 s");
+            self.rtsp.set_read_timeout(Some(wait)).unwrap();
+            match self.rtsp.read(&mut buf) {
+                Ok(0) => panic!("server closed the connection"),
+                Ok(n) => self.decoder.push(&buf[..n]),
+                Err(_) if has_partial => {
+                    let m = self.decoder.poll(true).expect("a whole reply");
+                    return as_response(m);
+                }
+                Err(e) => panic!("no reply: {e}"),
+            }
+        }
+    }
+
+    fn decoder_has_nothing(&self) -> bool {
+        self.decoder.pending() == 0
+    }
+
+    /// Whether the server closed the RTSP connection (within `wait`).
+    pub fn closed_within(&mut self, wait: Duration) -> bool {
+        self.rtsp.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 256];
+        loop {
+            match self.rtsp.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// The next RTP datagram, or None after `wait`.
+    pub fn recv_rtp(&self, wait: Duration) -> Option<Vec<u8>> {
+        self.rtp.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = vec![0u8; 70_000];
+        match self.rtp.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+}
+
+fn as_response(m: Result<Message, streamlab::protocol::rtsp::ParseError>) -> Response {
+    match m {
+        Ok(Message::Response(r)) => r,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+/// Fields of an RTP header, read by the test itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Rtp {
+    pub version: u8,
+    pub padding: bool,
+    pub extension: bool,
+    pub cc: u8,
+    pub marker: bool,
+    pub pt: u8,
+    pub seq: u16,
+    pub ts: u32,
+    pub ssrc: u32,
+}
+
+pub fn rtp_header(p: &[u8]) -> Rtp {
+    Rtp {
+        version: p[0] >> 6,
+        padding: p[0] & 0x20 != 0,
+        extension: p[0] & 0x10 != 0,
+        cc: p[0] & 0x0f,
+        marker: p[1] & 0x80 != 0,
+        pt: p[1] & 0x7f,
+        seq: u16::from_be_bytes([p[2], p[3]]),
+        ts: u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+        ssrc: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+    }
+}
+
+/// Whether the peers that interop tests drive must be present (CI).
+pub fn peers_required() -> bool {
+    std::env::var_os("STREAMLAB_REQUIRE_PEERS").is_some_and(|v| v != "0")
+}
