@@ -45,9 +45,9 @@ impl ServeBar {
             if (clicked || entered) && !typed.is_empty() {
                 command = Some(UiCommand::ServeFile(PathBuf::from(typed)));
             }
-
-            if let Some(server) = &view.server {
-                ui.separator();
+        });
+        if let Some(server) = &view.server {
+            ui.horizontal_wrapped(|ui| {
                 let what = match &server.source {
                     Some(_) => server.file_name.clone(),
                     None => format!("the sample clip ({})", server.file_name),
@@ -56,13 +56,13 @@ impl ServeBar {
                 ui.add(egui::Label::new(RichText::new(&server.url).monospace()).selectable(true));
                 if ui
                     .button("Copy URL")
-                    .on_hover_text("Other players (ffplay, VLC, OpenCV) can open this URL.")
+                    .on_hover_text("Copy the stream's URL to the clipboard.")
                     .clicked()
                 {
                     ui.ctx().copy_text(server.url.clone());
                 }
-            }
-        });
+            });
+        }
         command
     }
 }

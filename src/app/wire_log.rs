@@ -33,20 +33,23 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
     });
     ui.separator();
 
-    let Some(first) = view.wire.first().map(|e| e.at) else {
-        ui.label(
-            RichText::new("RTSP messages appear here as they are sent and received.")
-                .italics()
-                .weak(),
-        );
-        return command;
-    };
     let sent_color = ui.visuals().hyperlink_color;
     let received_color = Color32::from_rgb(60, 170, 80);
+    // The scroll area fills the panel even when empty: a resizable panel
+    // remembers the height its contents used, and a one-line hint would
+    // otherwise shrink the log for good.
     ScrollArea::vertical()
         .auto_shrink(false)
         .stick_to_bottom(true)
         .show(ui, |ui| {
+            let Some(first) = view.wire.first().map(|e| e.at) else {
+                ui.label(
+                    RichText::new("RTSP messages appear here as they are sent and received.")
+                        .italics()
+                        .weak(),
+                );
+                return;
+            };
             for entry in &view.wire {
                 ui.horizontal(|ui| {
                     ui.label(RichText::new(relative(first, entry.at)).monospace().weak())

@@ -70,11 +70,11 @@ pub fn pattern_rgb(index: u32, width: u32, height: u32) -> RgbImage {
 
     // The box lives in the ramp band so it never hides the counter.
     let band = h - bars_h;
-    let side = (band * 3 / 4).min(w / 4).max(2);
+    let side = snap((band * 3 / 4).min(w / 4)).max(2);
     let travel = w + side;
     let phase = u64::from(index) % BOX_PERIOD;
     let x0 = i64::try_from(phase).unwrap_or(0) * travel / BOX_PERIOD as i64 - side;
-    let y0 = bars_h + (band - side) / 2;
+    let y0 = bars_h + snap((band - side) / 2);
     let border = (side / 12).max(1);
     fill_rect(&mut img, x0, y0, side, side, [0, 0, 0]);
     fill_rect(
@@ -99,7 +99,10 @@ fn draw_number(img: &mut RgbImage, n: u32, area_h: i64) {
     // margin on each side.
     let units_w = count * 6 + 1;
     let units_h = 7 + 2;
-    let scale = (area_h * 3 / 4 / units_h).min(w * 9 / 10 / units_w).max(1);
+    let scale = (area_h * 9 / 10 / units_h)
+        .min(w * 95 / 100 / units_w)
+        .max(1);
+    let scale = if scale >= BLOCK { snap(scale) } else { scale };
     let panel_w = units_w * scale;
     let panel_h = units_h * scale;
     let px = snap((w - panel_w) / 2);

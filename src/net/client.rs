@@ -486,6 +486,10 @@ impl Engine {
                 "{method} needs a session: press SETUP first"
             )));
         };
+        if method == Method::Teardown {
+            // Leaving must always work, even with a reply outstanding.
+            session.abandon_pending();
+        }
         let request = match session.request(method.clone()) {
             Ok(r) => r,
             Err(e) => return self.events.error(ClientError::Other(e.to_string())),

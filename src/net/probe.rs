@@ -154,8 +154,27 @@ pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -
     if let (Some(a), Some(b)) = (first_frame, last_frame) {
         report.playing_seconds = b.duration_since(a).as_secs_f64();
     }
+    // Stopped while SETUP was on its way: let its reply land, so the
+    // session it made is torn down rather than left to the server.
+    if state == State::Init && play_started.is_none() {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while let Ok(ev) = events.recv_deadline(deadline) {
+            match ev {
+                ClientEvent::State { state: s, .. } => {
+                    state = s;
+                    break;
+                }
+                ClientEvent::Error(e) => {
+                    report.errors.push(e.to_string());
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
     // TEARDOWN, and take the last counters and the reply.
-    if state != State::Init {
+    let sent_teardown = state != State::Init;
+    if sent_teardown {
         client.send(ClientCommand::Teardown);
     }
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -171,7 +190,7 @@ pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -
             Err(_) => break,
         }
     }
-    report.torn_down = state == State::Init && play_started.is_some();
+    report.torn_down = sent_teardown && state == State::Init;
     client.shutdown(Duration::from_secs(2));
     // The final counters, queued before Stopped.
     for ev in events.try_iter() {
