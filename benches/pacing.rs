@@ -41,7 +41,9 @@ fn figures(times: &[Instant], anchor: Instant) -> Figures {
         .enumerate()
         .map(|(n, t)| (t.duration_since(anchor).as_secs_f64() - n as f64 * p) * 1e3)
         .collect();
-    let span = times[times.len() - 1].duration_since(times[0]).as_secs_f64();
+    let span = times[times.len() - 1]
+        .duration_since(times[0])
+        .as_secs_f64();
     let rate = (times.len() - 1) as f64 / span;
     let behind_at_end = *late.last().unwrap_or(&0.0);
     late.sort_by(|a, b| a.total_cmp(b));

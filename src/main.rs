@@ -253,7 +253,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut w_buf = std::io::BufWriter::new(file);
             let bytes = pattern::make_clip(&mut w_buf, frames, w, h, quality, framing)?;
             std::io::Write::flush(&mut w_buf)?;
-            println!("wrote {} ({frames} frames, {w}x{h}, {bytes} bytes)", out.display());
+            println!(
+                "wrote {} ({frames} frames, {w}x{h}, {bytes} bytes)",
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -116,7 +116,10 @@ fn ten_kilobyte_request_is_refused() {
     c.send_raw(&big);
     let r = c.read_reply();
     assert_eq!(r.status, 413);
-    assert!(c.closed_within(Duration::from_secs(5)), "its end is unknown: closed");
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "its end is unknown: closed"
+    );
 }
 
 #[test]

@@ -57,7 +57,10 @@ fn serve_reports_a_missing_root() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/no/such/folder") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("/no/such/folder") && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 /// Start `streamlab serve 0` and read the port it listens on from its log.
@@ -74,7 +77,13 @@ fn spawn_serve(extra: &[&str]) -> (Child, u16) {
     let port = loop {
         let line = lines.next().expect("serve logs its address").unwrap();
         if let Some(rest) = line.split("rtsp://127.0.0.1:").nth(1) {
-            break rest.trim_end_matches(|c: char| !c.is_ascii_digit()).split('/').next().unwrap().parse().unwrap();
+            break rest
+                .trim_end_matches(|c: char| !c.is_ascii_digit())
+                .split('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
@@ -86,22 +95,41 @@ fn spawn_serve(extra: &[&str]) -> (Child, u16) {
 fn probe_plays_from_serve_and_prints_json() {
     let (mut server, port) = spawn_serve(&["--fps", "100"]);
     let out = streamlab()
-        .args(["probe", "127.0.0.1", &port.to_string(), "0", "movie.Mjpeg", "--frames", "30", "--json"])
+        .args([
+            "probe",
+            "127.0.0.1",
+            &port.to_string(),
+            "0",
+            "movie.Mjpeg",
+            "--frames",
+            "30",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert!(v["frames"].as_u64().unwrap() >= 30);
     assert!(v["bytes"].as_u64().unwrap() > 30 * 4000);
     assert_eq!(v["lost"], 0);
     assert_eq!(v["dropped_total"], 0);
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(384), Some(288)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(384), Some(288))
+    );
     assert!(v["fps"].as_f64().unwrap() > 50.0, "{v}");
     assert!(v["first_frame_ms"].as_f64().unwrap() < 2000.0);
     assert_eq!(v["ended"], false);
     assert_eq!(v["torn_down"], true);
     interrupt(&server);
-    assert!(wait_exit(&mut server, Duration::from_secs(5)).success(), "Ctrl-C stops serve cleanly");
+    assert!(
+        wait_exit(&mut server, Duration::from_secs(5)).success(),
+        "Ctrl-C stops serve cleanly"
+    );
 }
 
 #[test]
@@ -110,13 +138,25 @@ fn probe_exits_non_zero_when_nothing_plays() {
     let port = free.local_addr().unwrap().port();
     drop(free);
     let out = streamlab()
-        .args(["probe", "127.0.0.1", &port.to_string(), "0", "movie.Mjpeg", "--json"])
+        .args([
+            "probe",
+            "127.0.0.1",
+            &port.to_string(),
+            "0",
+            "movie.Mjpeg",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["frames"], 0);
-    assert!(v["errors"][0].as_str().unwrap().contains("could not connect"));
+    assert!(
+        v["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("could not connect")
+    );
 }
 
 #[test]
@@ -124,7 +164,14 @@ fn probe_ctrl_c_sends_teardown() {
     let server = server(media_root(), 20);
     let port = server.local_addr().port();
     let mut probe = streamlab()
-        .args(["probe", "127.0.0.1", &port.to_string(), "0", "movie.Mjpeg", "--json"])
+        .args([
+            "probe",
+            "127.0.0.1",
+            &port.to_string(),
+            "0",
+            "movie.Mjpeg",
+            "--json",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -152,7 +199,11 @@ fn make_clip_writes_a_playable_lab_file() {
         .args(["--frames", "12", "--size", "640x360", "--framing", "lab6"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let f = streamlab::media::MjpegFile::open(&path).unwrap();
     assert_eq!(f.index_all().unwrap(), 12);
     assert_eq!(f.framing(), streamlab::media::Framing::Lab { digits: 6 });

@@ -26,11 +26,30 @@ impl ServerHost for Host {
 /// Bytes that look RTSP-ish often enough to reach deep into the parser.
 fn rtspish() -> impl Strategy<Value = Vec<u8>> {
     let pieces = prop::sample::select(vec![
-        "SETUP ", "PLAY ", "PAUSE ", "TEARDOWN ", "OPTIONS ", "movie.Mjpeg ", "rtsp://h/x ",
-        "RTSP/1.0", "RTSP/1.0 200 OK", "\r\n", "\n", "\r\n\r\n", "CSeq: 1", "CSeq: x",
-        "Session: 123456", "Transport: RTP/UDP; client_port= 25000",
-        "Transport: RTP/AVP;unicast;client_port=5000-5001", "Content-Length: 3",
-        "Content-Length: 99999999999", "$\x00\x00\x04", ":", " ", "abc", "\u{0}",
+        "SETUP ",
+        "PLAY ",
+        "PAUSE ",
+        "TEARDOWN ",
+        "OPTIONS ",
+        "movie.Mjpeg ",
+        "rtsp://h/x ",
+        "RTSP/1.0",
+        "RTSP/1.0 200 OK",
+        "\r\n",
+        "\n",
+        "\r\n\r\n",
+        "CSeq: 1",
+        "CSeq: x",
+        "Session: 123456",
+        "Transport: RTP/UDP; client_port= 25000",
+        "Transport: RTP/AVP;unicast;client_port=5000-5001",
+        "Content-Length: 3",
+        "Content-Length: 99999999999",
+        "$\x00\x00\x04",
+        ":",
+        " ",
+        "abc",
+        "\u{0}",
     ]);
     prop::collection::vec(
         prop_oneof![

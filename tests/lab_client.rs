@@ -83,7 +83,10 @@ fn reference_server(send: Sender) -> (SocketAddr, JoinHandle<Vec<String>>) {
 }
 
 fn rand_u32() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
 }
 
 /// The reference's RTP packet: V=2, PT 26, seq = frame number, timestamp
@@ -98,7 +101,10 @@ fn lab_packet(seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 fn now_secs() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as u32
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
 }
 
 fn wait_for(client: &ClientHandle, what: &str, mut f: impl FnMut(&ClientEvent) -> bool) {
@@ -135,12 +141,21 @@ fn our_client_plays_every_frame_from_a_lab_reference_server() {
         // and changes nothing on the wire.
         for (i, f) in f2.iter().enumerate() {
             std::thread::sleep(Duration::from_millis(4));
-            sock.send_to(&lab_packet(i as u16 + 1, now_secs(), 0, f), to).unwrap();
+            sock.send_to(&lab_packet(i as u16 + 1, now_secs(), 0, f), to)
+                .unwrap();
         }
     }));
     let client = ClientHandle::spawn(config(addr), || {});
     client.send(ClientCommand::Setup);
-    wait_for(&client, "READY", |e| matches!(e, ClientEvent::State { state: State::Ready, .. }));
+    wait_for(&client, "READY", |e| {
+        matches!(
+            e,
+            ClientEvent::State {
+                state: State::Ready,
+                ..
+            }
+        )
+    });
     client.send(ClientCommand::Play);
     let mut got = 0u64;
     let mut last_seq = 0u16;
@@ -166,18 +181,30 @@ fn our_client_plays_every_frame_from_a_lab_reference_server() {
     assert_eq!(stats.lost, 0);
     assert_eq!(stats.dropped_total(), 0, "{:?}", stats.dropped);
     client.send(ClientCommand::Teardown);
-    wait_for(&client, "INIT", |e| matches!(e, ClientEvent::State { state: State::Init, .. }));
+    wait_for(&client, "INIT", |e| {
+        matches!(
+            e,
+            ClientEvent::State {
+                state: State::Init,
+                ..
+            }
+        )
+    });
     client.shutdown(Duration::from_secs(2));
     let requests = server.join().unwrap();
     // Our client wrote the lab's requests byte for byte.
     assert!(
-        requests[0].starts_with("SETUP movie.Mjpeg RTSP/1.0\nCSeq: 1\nTransport: RTP/UDP; client_port= "),
+        requests[0]
+            .starts_with("SETUP movie.Mjpeg RTSP/1.0\nCSeq: 1\nTransport: RTP/UDP; client_port= "),
         "{:?}",
         requests[0]
     );
     assert!(requests[1].starts_with("PLAY movie.Mjpeg RTSP/1.0\nCSeq: 2\nSession: "));
     assert!(requests[2].starts_with("TEARDOWN movie.Mjpeg RTSP/1.0\nCSeq: 3\nSession: "));
-    assert!(requests.iter().all(|r| !r.ends_with('\n')), "no blank line, as the lab");
+    assert!(
+        requests.iter().all(|r| !r.ends_with('\n')),
+        "no blank line, as the lab"
+    );
 }
 
 #[test]
@@ -194,15 +221,15 @@ fn each_bad_rtp_header_field_is_dropped_and_counted_under_its_reason() {
         };
         let packets = vec![
             good(1),
-            mutate(2, 0, |b| b & 0x3f),         // version 0
-            mutate(2, 0, |b| b | 0x20),         // padding
-            mutate(2, 0, |b| b | 0x10),         // extension
-            mutate(2, 0, |b| b | 0x02),         // CSRC count
-            mutate(2, 1, |_| 96),               // payload type
-            good(1),                            // sequence not increasing
-            lab_packet(2, ts, 5, &j),           // SSRC
+            mutate(2, 0, |b| b & 0x3f),               // version 0
+            mutate(2, 0, |b| b | 0x20),               // padding
+            mutate(2, 0, |b| b | 0x10),               // extension
+            mutate(2, 0, |b| b | 0x02),               // CSRC count
+            mutate(2, 1, |_| 96),                     // payload type
+            good(1),                                  // sequence not increasing
+            lab_packet(2, ts, 5, &j),                 // SSRC
             lab_packet(2, ts.wrapping_sub(1), 0, &j), // timestamp backwards
-            good(1)[..8].to_vec(),              // too short
+            good(1)[..8].to_vec(),                    // too short
             good(2),
             good(3),
         ];
@@ -216,7 +243,15 @@ fn each_bad_rtp_header_field_is_dropped_and_counted_under_its_reason() {
     }));
     let client = ClientHandle::spawn(config(addr), || {});
     client.send(ClientCommand::Setup);
-    wait_for(&client, "READY", |e| matches!(e, ClientEvent::State { state: State::Ready, .. }));
+    wait_for(&client, "READY", |e| {
+        matches!(
+            e,
+            ClientEvent::State {
+                state: State::Ready,
+                ..
+            }
+        )
+    });
     client.send(ClientCommand::Play);
     let want: BTreeMap<String, u64> = [
         "bad version",

@@ -15,7 +15,10 @@ const WAIT: Duration = Duration::from_secs(5);
 fn receive_frames(c: &LabClient, n: usize, first_seq: u16, ssrc: Option<u32>) -> Vec<Vec<u8>> {
     let mut ssrc = ssrc;
     let mut frames = Vec::with_capacity(n);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as u32;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
     for i in 0..n {
         let p = c
             .recv_rtp(WAIT)
@@ -25,7 +28,11 @@ fn receive_frames(c: &LabClient, n: usize, first_seq: u16, ssrc: Option<u32>) ->
         assert!(!h.padding && !h.extension && !h.marker);
         assert_eq!(h.cc, 0);
         assert_eq!(h.pt, 26);
-        assert_eq!(h.seq, first_seq.wrapping_add(i as u16), "in order, none lost");
+        assert_eq!(
+            h.seq,
+            first_seq.wrapping_add(i as u16),
+            "in order, none lost"
+        );
         // Lab requests get the session id as SSRC (seed 000 checks it);
         // any stream keeps one SSRC.
         assert_eq!(h.ssrc, *ssrc.get_or_insert(h.ssrc), "SSRC");
@@ -53,7 +60,10 @@ fn play_whole_movie(crlf: bool) {
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         assert!(g == e, "frame {i} differs from the file");
     }
-    assert!(c.recv_rtp(Duration::from_millis(200)).is_none(), "nothing after the end");
+    assert!(
+        c.recv_rtp(Duration::from_millis(200)).is_none(),
+        "nothing after the end"
+    );
     assert_eq!(c.request("TEARDOWN", "movie.Mjpeg").status, 200);
 }
 
@@ -107,7 +117,10 @@ fn pause_stops_within_a_frame_and_play_resumes_at_the_next() {
     assert!(after <= 1, "{after} frames arrived after PAUSE's reply");
     assert_eq!(c.request("PLAY", "movie.Mjpeg").status, 200);
     let resumed = receive_frames(&c, 5, last_seq + 1, ssrc);
-    assert_eq!(resumed[0], expected[last_seq as usize], "resumes at the next frame");
+    assert_eq!(
+        resumed[0], expected[last_seq as usize],
+        "resumes at the next frame"
+    );
     assert_eq!(got[9], expected[9]);
     assert_eq!(resumed[4], expected[last_seq as usize + 4]);
 }
@@ -124,7 +137,10 @@ fn teardown_frees_the_session_at_once() {
     // The session is gone by the time the reply is read.
     assert_eq!(server.active_sessions(), 0);
     while c.recv_rtp(Duration::from_millis(100)).is_some() {}
-    assert!(c.recv_rtp(Duration::from_millis(300)).is_none(), "no RTP after TEARDOWN");
+    assert!(
+        c.recv_rtp(Duration::from_millis(300)).is_none(),
+        "no RTP after TEARDOWN"
+    );
     // The connection lives on: a new SETUP works.
     assert_eq!(c.request("SETUP", "movie.Mjpeg").status, 200);
     assert_eq!(server.active_sessions(), 1);

@@ -421,13 +421,3 @@ proptest! {
         exercise(bytes);
     }
 }
-
-#[test]
-#[ignore]
-fn scratch_sizes() {
-    for q in [40u8, 50, 60, 70] {
-        let mut out = Vec::new();
-        let n = make_clip(&mut out, 200, 320, 240, q, Framing::Lab { digits: 5 }).unwrap();
-        println!("q{q}: {n}");
-    }
-}

@@ -215,9 +215,18 @@ fn stats_are_shown() {
         dropped: BTreeMap::from([("wrong SSRC".to_owned(), 2), ("bad version".to_owned(), 1)]),
         decode_errors: 5,
         first_frame_ms: Some(87.4),
+        ssrc: Some(123456),
     };
     feed(&mut harness, ClientEvent::Stats(stats));
-    for value in ["1234", "19.8", "4", "3", "5", "87 ms after PLAY"] {
+    for value in [
+        "1234",
+        "19.8",
+        "4",
+        "3",
+        "5",
+        "87 ms after PLAY",
+        "123456 (0x0001E240)",
+    ] {
         assert!(has_label(&harness, value), "{value} shown");
     }
 }
@@ -455,7 +464,6 @@ fn wait_until(harness: &mut Harness<'_, PlayerApp>, what: &str, done: impl Fn(&P
 }
 
 #[test]
-#[ignore = "needs the client engine"]
 fn ui_plays_from_embedded_server() {
     let app = PlayerApp::new(&egui::Context::default(), AppOptions::default());
     assert!(app.view().errors.is_empty(), "{:?}", app.view().errors);

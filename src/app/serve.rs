@@ -31,10 +31,11 @@ impl ServeBar {
             let field = ui
                 .add(
                     TextEdit::singleline(&mut self.path)
-                        .hint_text("/path/to/movie.Mjpeg (or drop a file on the window)")
+                        .hint_text("/path/to/movie.Mjpeg")
                         .desired_width(300.0),
                 )
-                .labelled_by(label.id);
+                .labelled_by(label.id)
+                .on_hover_text("Type a path and press Enter, or drop a file on the window.");
             let typed = self.path.trim();
             let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             let clicked = ui

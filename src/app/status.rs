@@ -49,6 +49,13 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) {
             row(ui, "RTP seq", &optional(view.frame.map(|f| f.seq)));
             row(
                 ui,
+                "SSRC",
+                &stats
+                    .ssrc
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s} (0x{s:08X})")),
+            );
+            row(
+                ui,
                 "Picture",
                 &view
                     .frame

@@ -125,13 +125,11 @@ pub fn inspect(jpeg: &[u8]) -> Result<JpegInfo, JpegError> {
         })?;
         match marker {
             // SOFn; C4 (DHT), C8 (JPG) and CC (DAC) share the range but are
-            // not frame headers.
-            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                // Only the first frame header counts; a second one is not
-                // legal and would not change what a decoder shows.
-                if frame.is_none() {
-                    frame = Some(parse_sof(body, body_start, marker == 0xC0)?);
-                }
+            // not frame headers. Only the first frame header counts: a
+            // second one is not legal and would not change what a decoder
+            // shows.
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) && frame.is_none() => {
+                frame = Some(parse_sof(body, body_start, marker == 0xC0)?);
             }
             0xDD => {
                 restart_interval = read_u16(body, 0, "a DRI segment").map_err(|_| {

@@ -217,7 +217,15 @@ mod tests {
 
     #[test]
     fn frames_differ_and_have_the_requested_size() {
-        for (w, h) in [(320, 240), (1920, 1080), (1, 1), (7, 3), (64, 2000)] {
+        for (w, h) in [
+            (320, 240),
+            (1920, 1080),
+            (1, 1),
+            (0, 0),
+            (0, 9),
+            (7, 3),
+            (64, 2000),
+        ] {
             let a = pattern_rgb(0, w, h);
             assert_eq!(a.dimensions(), (w, h));
             if w > 16 {

@@ -92,6 +92,8 @@ pub struct ClientStats {
     pub decode_errors: u64,
     /// Milliseconds from sending PLAY to the first decoded frame.
     pub first_frame_ms: Option<f64>,
+    /// The SSRC of the stream, once a packet was accepted.
+    pub ssrc: Option<u32>,
 }
 
 impl ClientStats {
@@ -396,18 +398,17 @@ impl Engine {
             return true;
         }
         let addr = self.addr();
-        let addrs: Vec<SocketAddr> = match (self.config.host.as_str(), self.config.rtsp_port)
-            .to_socket_addrs()
-        {
-            Ok(a) => a.collect(),
-            Err(e) => {
-                self.events.error(ClientError::Connect {
-                    addr,
-                    reason: format!("cannot resolve the host name ({e})"),
-                });
-                return false;
-            }
-        };
+        let addrs: Vec<SocketAddr> =
+            match (self.config.host.as_str(), self.config.rtsp_port).to_socket_addrs() {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    self.events.error(ClientError::Connect {
+                        addr,
+                        reason: format!("cannot resolve the host name ({e})"),
+                    });
+                    return false;
+                }
+            };
         let mut last_err = String::from("no address");
         for a in addrs {
             match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
@@ -565,8 +566,9 @@ impl Engine {
                 Ok(Message::Interleaved { .. }) => {}
                 Err(e) => {
                     self.wire(Direction::Received, &raw);
-                    self.events
-                        .error(ClientError::Other(format!("unreadable reply from the server: {e}")));
+                    self.events.error(ClientError::Other(format!(
+                        "unreadable reply from the server: {e}"
+                    )));
                 }
             }
         }
@@ -608,7 +610,11 @@ impl Engine {
             return;
         }
         let (stats, last_packet, play_sent) = with_stats(&self.stats, |s| {
-            while s.frame_times.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1)) {
+            while s
+                .frame_times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+            {
                 s.frame_times.pop_front();
             }
             s.stats.fps = s.frame_times.len() as f64;
@@ -687,7 +693,8 @@ impl Engine {
             stats: self.stats.clone(),
         };
         let mut threads = Vec::new();
-        let spawn_err = |e: std::io::Error| ClientError::Other(format!("cannot start a thread: {e}"));
+        let spawn_err =
+            |e: std::io::Error| ClientError::Other(format!("cannot start a thread: {e}"));
         threads.push(
             std::thread::Builder::new()
                 .name("rtp-receive".into())
@@ -758,7 +765,10 @@ impl RtpReceiver {
             };
             let drop = |reason: DropReason| {
                 with_stats(&self.stats, |s| {
-                    *s.stats.dropped.entry(reason.name().to_string()).or_default() += 1;
+                    *s.stats
+                        .dropped
+                        .entry(reason.name().to_string())
+                        .or_default() += 1;
                 })
             };
             if self.server_ip.is_some_and(|ip| !same_host(ip, from.ip())) {
@@ -776,6 +786,7 @@ impl RtpReceiver {
                 s.stats.packets += 1;
                 s.stats.bytes += accepted.packet.payload.len() as u64;
                 s.stats.lost += accepted.lost as u64;
+                s.stats.ssrc = Some(accepted.packet.header.ssrc);
                 s.last_packet = Some(Instant::now());
             });
             match depacketizer.push(&accepted) {
@@ -824,7 +835,8 @@ impl FrameDecoder {
                         if s.stats.first_frame_ms.is_none()
                             && let Some(p) = s.play_sent
                         {
-                            s.stats.first_frame_ms = Some(now.duration_since(p).as_secs_f64() * 1e3);
+                            s.stats.first_frame_ms =
+                                Some(now.duration_since(p).as_secs_f64() * 1e3);
                         }
                     });
                     self.events.send(ClientEvent::Frame(DecodedFrame {

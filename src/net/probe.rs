@@ -56,6 +56,7 @@ impl ProbeReport {
             "dropped_total": self.stats.dropped_total(),
             "decode_errors": self.stats.decode_errors,
             "first_frame_ms": self.stats.first_frame_ms,
+            "ssrc": self.stats.ssrc,
             "width": self.width,
             "height": self.height,
             "ended": self.ended,

@@ -170,11 +170,7 @@ impl ServerHandle {
 
     /// Open RTSP connections.
     pub fn connections(&self) -> usize {
-        self.shared
-            .connections
-            .lock()
-            .map(|c| c.len())
-            .unwrap_or(0)
+        self.shared.connections.lock().map(|c| c.len()).unwrap_or(0)
     }
 
     /// Stop accepting, close every connection (ending its session) and wait
@@ -334,7 +330,12 @@ fn serve_connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         match input {
             Ok(0) => conn.handle_closed(),
             Ok(n) => conn.handle_bytes(Instant::now(), &buf[..n], &mut host),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 conn.handle_timeout(Instant::now(), &mut host)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -365,7 +366,9 @@ fn serve_connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
                                 "SETUP {}: RTP to {}:{}", info.path, peer.ip(), info.rtp_port);
                             media = Some(m);
                         }
-                        Err(e) => warn!(%peer, session = %info.id, "cannot open an RTP socket: {e}"),
+                        Err(e) => {
+                            warn!(%peer, session = %info.id, "cannot open an RTP socket: {e}")
+                        }
                     }
                 }
                 ServerOutput::Play => {

@@ -688,7 +688,9 @@ mod tests {
     fn lab(conn: &mut ServerConnection, t: Instant, bytes: &[u8]) -> Vec<ServerOutput> {
         let mut h = host();
         conn.handle_bytes(t, bytes, &mut h);
-        let deadline = conn.poll_timeout().expect("a lab message arms the quiet timer");
+        let deadline = conn
+            .poll_timeout()
+            .expect("a lab message arms the quiet timer");
         assert_eq!(deadline, t + LAB_QUIET);
         conn.handle_timeout(deadline, &mut h);
         std::iter::from_fn(|| conn.poll_output()).collect()
@@ -713,15 +715,30 @@ mod tests {
             b"SETUP movie.Mjpeg RTSP/1.0\nCSeq: 1\nTransport: RTP/UDP; client_port= 25000",
         );
         assert_eq!(sent(&out), ["RTSP/1.0 200 OK\nCSeq: 1\nSession: 123456"]);
-        assert!(out.iter().any(|o| matches!(o, ServerOutput::Setup(s) if s.rtp_port == 25000)));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, ServerOutput::Setup(s) if s.rtp_port == 25000))
+        );
         assert_eq!(c.state(), State::Ready);
-        let out = lab(&mut c, t, b"PLAY movie.Mjpeg RTSP/1.0\nCSeq: 2\nSession: 123456");
+        let out = lab(
+            &mut c,
+            t,
+            b"PLAY movie.Mjpeg RTSP/1.0\nCSeq: 2\nSession: 123456",
+        );
         assert_eq!(sent(&out), ["RTSP/1.0 200 OK\nCSeq: 2\nSession: 123456"]);
         assert!(out.contains(&ServerOutput::Play));
-        let out = lab(&mut c, t, b"PAUSE movie.Mjpeg RTSP/1.0\nCSeq: 3\nSession: 123456");
+        let out = lab(
+            &mut c,
+            t,
+            b"PAUSE movie.Mjpeg RTSP/1.0\nCSeq: 3\nSession: 123456",
+        );
         assert!(out.contains(&ServerOutput::Pause));
         assert_eq!(c.state(), State::Ready);
-        let out = lab(&mut c, t, b"TEARDOWN movie.Mjpeg RTSP/1.0\nCSeq: 4\nSession: 123456");
+        let out = lab(
+            &mut c,
+            t,
+            b"TEARDOWN movie.Mjpeg RTSP/1.0\nCSeq: 4\nSession: 123456",
+        );
         assert!(out.contains(&ServerOutput::Teardown));
         assert_eq!(c.state(), State::Init);
     }
@@ -731,15 +748,34 @@ mod tests {
         let t = Instant::now();
         let mut c = ServerConnection::default();
         let out = lab(&mut c, t, b"PLAY movie.Mjpeg RTSP/1.0\nCSeq: 1\nSession: 1");
-        assert_eq!(sent(&out)[0], "RTSP/1.0 455 Method Not Valid in This State\nCSeq: 1");
+        assert_eq!(
+            sent(&out)[0],
+            "RTSP/1.0 455 Method Not Valid in This State\nCSeq: 1"
+        );
         let out = lab(&mut c, t, b"FLY movie.Mjpeg RTSP/1.0\nCSeq: 2");
         assert!(sent(&out)[0].starts_with("RTSP/1.0 501 "));
-        let out = lab(&mut c, t, b"SETUP ../../etc/passwd RTSP/1.0\nCSeq: 3\nTransport: RTP/UDP; client_port= 25000");
+        let out = lab(
+            &mut c,
+            t,
+            b"SETUP ../../etc/passwd RTSP/1.0\nCSeq: 3\nTransport: RTP/UDP; client_port= 25000",
+        );
         assert!(sent(&out)[0].starts_with("RTSP/1.0 404 "));
-        let out = lab(&mut c, t, b"SETUP nope.Mjpeg RTSP/1.0\nCSeq: 4\nTransport: RTP/UDP; client_port= 25000");
+        let out = lab(
+            &mut c,
+            t,
+            b"SETUP nope.Mjpeg RTSP/1.0\nCSeq: 4\nTransport: RTP/UDP; client_port= 25000",
+        );
         assert!(sent(&out)[0].starts_with("RTSP/1.0 404 "));
-        lab(&mut c, t, b"SETUP movie.Mjpeg RTSP/1.0\nCSeq: 5\nTransport: RTP/UDP; client_port= 25000");
-        let out = lab(&mut c, t, b"PLAY movie.Mjpeg RTSP/1.0\nCSeq: 6\nSession: 999999");
+        lab(
+            &mut c,
+            t,
+            b"SETUP movie.Mjpeg RTSP/1.0\nCSeq: 5\nTransport: RTP/UDP; client_port= 25000",
+        );
+        let out = lab(
+            &mut c,
+            t,
+            b"PLAY movie.Mjpeg RTSP/1.0\nCSeq: 6\nSession: 999999",
+        );
         assert!(sent(&out)[0].starts_with("RTSP/1.0 454 "));
         assert_eq!(c.state(), State::Ready);
     }
@@ -752,7 +788,10 @@ mod tests {
         c.handle_bytes(t, b"SETUP movie.Mj", &mut h);
         let q = c.poll_timeout().unwrap();
         c.handle_timeout(q, &mut h);
-        assert!(c.poll_output().is_none(), "a half request line is not flushed");
+        assert!(
+            c.poll_output().is_none(),
+            "a half request line is not flushed"
+        );
         let e = c.poll_timeout().unwrap();
         assert_eq!(e, t + Duration::from_secs(10));
         c.handle_timeout(e, &mut h);
@@ -764,9 +803,20 @@ mod tests {
     #[test]
     fn resolve_target_stays_under_root() {
         assert_eq!(resolve_target("movie.Mjpeg").unwrap(), "movie.Mjpeg");
-        assert_eq!(resolve_target("rtsp://h:8554/a/b.mjpeg").unwrap(), "a/b.mjpeg");
+        assert_eq!(
+            resolve_target("rtsp://h:8554/a/b.mjpeg").unwrap(),
+            "a/b.mjpeg"
+        );
         assert_eq!(resolve_target("/a//./b").unwrap(), "a/b");
-        for bad in ["../x", "a/../../x", "%2e%2e/x", "rtsp://h/../x", "C:/x", "a\\..\\x", ""] {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "%2e%2e/x",
+            "rtsp://h/../x",
+            "C:/x",
+            "a\\..\\x",
+            "",
+        ] {
             assert!(resolve_target(bad).is_err(), "{bad}");
         }
     }
@@ -797,7 +847,9 @@ mod tests {
             let Some(Ok(Message::Response(resp))) = d.poll(true) else {
                 panic!("no reply")
             };
-            assert!(matches!(client.handle_response(&resp), ClientReply::Done { to, .. } if to == want));
+            assert!(
+                matches!(client.handle_response(&resp), ClientReply::Done { to, .. } if to == want)
+            );
             assert_eq!(server.state(), want);
         }
         assert!(client.request(Method::Play).is_err());

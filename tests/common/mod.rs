@@ -13,7 +13,10 @@ use streamlab::protocol::rtsp::{Decoder, Message, Response};
 
 /// The lab's original sample video (500 frames, 384x288).
 pub fn movie_path() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/movie.Mjpeg"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/media/movie.Mjpeg"
+    ))
 }
 
 pub fn media_root() -> PathBuf {
@@ -26,7 +29,10 @@ pub fn movie_frames() -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     let mut at = 0;
     while at + 5 <= bytes.len() {
-        let len: usize = std::str::from_utf8(&bytes[at..at + 5]).unwrap().parse().unwrap();
+        let len: usize = std::str::from_utf8(&bytes[at..at + 5])
+            .unwrap()
+            .parse()
+            .unwrap();
         frames.push(bytes[at + 5..at + 5 + len].to_vec());
         at += 5 + len;
     }
