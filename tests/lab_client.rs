@@ -296,3 +296,24 @@ fn connection_refused_is_said_in_words() {
     });
     assert!(msg.contains("could not connect"), "{msg}");
 }
+
+#[test]
+fn missing_file_is_said_in_words_and_the_session_stays_in_init() {
+    let server = server(media_root(), 20);
+    let mut cfg = config(server.local_addr());
+    cfg.file = "no-such-movie.Mjpeg".into();
+    let client = ClientHandle::spawn(cfg, || {});
+    client.send(ClientCommand::Setup);
+    let mut msg = String::new();
+    wait_for(&client, "an error", |e| match e {
+        ClientEvent::Error(err) => {
+            msg = err.to_string();
+            true
+        }
+        ClientEvent::State { state, .. } => panic!("state changed to {state}"),
+        _ => false,
+    });
+    assert!(msg.contains("404") && msg.contains("no such file"), "{msg}");
+    // No session was made on the server.
+    assert_eq!(server.active_sessions(), 0);
+}

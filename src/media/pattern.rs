@@ -38,7 +38,9 @@ const DIGITS: [[u8; 7]; 10] = [
     [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
 ];
 
-/// JPEG block size: edges on multiples of it cost fewer bytes.
+/// JPEG block size. Edges that fall on block boundaries leave the blocks
+/// flat, which roughly halves the size of a frame (the bundled sample must
+/// stay small).
 const BLOCK: i64 = 8;
 
 /// Rounds down to a block edge (negative values stay as they are).
@@ -59,7 +61,7 @@ pub fn pattern_rgb(index: u32, width: u32, height: u32) -> RgbImage {
     for (x, y, px) in img.enumerate_pixels_mut() {
         let (x, y) = (i64::from(x), i64::from(y));
         *px = if y < bars_h {
-            // Bar edges on 8-pixel block columns keep JPEG blocks flat.
+            // Bar edges snap to block columns (see BLOCK).
             let bx = x - x % BLOCK;
             Rgb(BARS[usize::try_from(bx * 7 / w).unwrap_or(0).min(6)])
         } else {
@@ -102,6 +104,7 @@ fn draw_number(img: &mut RgbImage, n: u32, area_h: i64) {
     let scale = (area_h * 9 / 10 / units_h)
         .min(w * 95 / 100 / units_w)
         .max(1);
+    // Whole blocks per font pixel keep the glyph edges on block boundaries.
     let scale = if scale >= BLOCK { snap(scale) } else { scale };
     let panel_w = units_w * scale;
     let panel_h = units_h * scale;

@@ -110,7 +110,7 @@ pub enum ClientError {
         "could not connect to {addr}: {reason}. Is the server running, and is the RTSP port right?"
     )]
     Connect { addr: String, reason: String },
-    #[error("the server answered {method} with {code} {reason}")]
+    #[error("the server answered {method} with {code} {reason}{}", status_hint(*.code))]
     Status {
         method: String,
         code: u16,
@@ -130,6 +130,18 @@ pub enum ClientError {
     NoMedia { seconds: u64, port: u16 },
     #[error("{0}")]
     Other(String),
+}
+
+/// What a person can do about a refused request.
+fn status_hint(code: u16) -> &'static str {
+    match code {
+        404 => ": the server has no such file. Check the file name (it is case-sensitive).",
+        454 => ": the server does not know this session any more. Press SETUP again.",
+        455 => ": the server thinks the session is in another state.",
+        461 => ": the server does not offer this transport.",
+        500..=599 => ": the server failed. Its log may say why.",
+        _ => ".",
+    }
 }
 
 /// What the engine tells its owner.
@@ -316,6 +328,7 @@ struct Engine {
     last_bytes: Option<Instant>,
     no_media_told: bool,
     ended_told: bool,
+    last_stats: Option<ClientStats>,
 }
 
 impl Engine {
@@ -335,6 +348,7 @@ impl Engine {
             last_bytes: None,
             no_media_told: false,
             ended_told: false,
+            last_stats: None,
         }
     }
 
@@ -620,7 +634,11 @@ impl Engine {
             s.stats.fps = s.frame_times.len() as f64;
             (s.stats.clone(), s.last_packet, s.play_sent)
         });
-        self.events.send(ClientEvent::Stats(stats));
+        // Unchanged counters are not news: a paused window stays idle.
+        if self.last_stats.as_ref() != Some(&stats) {
+            self.last_stats = Some(stats.clone());
+            self.events.send(ClientEvent::Stats(stats));
+        }
         if state != State::Playing {
             return;
         }
