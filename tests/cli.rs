@@ -15,6 +15,14 @@ fn streamlab() -> Command {
     c
 }
 
+/// `streamlab probe 127.0.0.1 PORT 0 movie.Mjpeg EXTRA...`
+fn probe_cmd(port: u16, extra: &[&str]) -> Command {
+    let mut c = streamlab();
+    c.args(["probe", "127.0.0.1", &port.to_string(), "0", "movie.Mjpeg"])
+        .args(extra);
+    c
+}
+
 fn interrupt(child: &Child) {
     let ok = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -94,17 +102,7 @@ fn spawn_serve(extra: &[&str]) -> (Child, u16) {
 #[test]
 fn probe_plays_from_serve_and_prints_json() {
     let (mut server, port) = spawn_serve(&["--fps", "100"]);
-    let out = streamlab()
-        .args([
-            "probe",
-            "127.0.0.1",
-            &port.to_string(),
-            "0",
-            "movie.Mjpeg",
-            "--frames",
-            "30",
-            "--json",
-        ])
+    let out = probe_cmd(port, &["--frames", "30", "--json"])
         .output()
         .unwrap();
     assert!(
@@ -137,17 +135,7 @@ fn probe_exits_non_zero_when_nothing_plays() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
-    let out = streamlab()
-        .args([
-            "probe",
-            "127.0.0.1",
-            &port.to_string(),
-            "0",
-            "movie.Mjpeg",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = probe_cmd(port, &["--json"]).output().unwrap();
     assert!(!out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["frames"], 0);
@@ -163,15 +151,7 @@ fn probe_exits_non_zero_when_nothing_plays() {
 fn probe_ctrl_c_sends_teardown() {
     let server = server(media_root(), 20);
     let port = server.local_addr().port();
-    let mut probe = streamlab()
-        .args([
-            "probe",
-            "127.0.0.1",
-            &port.to_string(),
-            "0",
-            "movie.Mjpeg",
-            "--json",
-        ])
+    let mut probe = probe_cmd(port, &["--json"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

@@ -123,6 +123,20 @@ fn wait_for(client: &ClientHandle, what: &str, mut f: impl FnMut(&ClientEvent) -
     }
 }
 
+/// The next error the engine reports, in words; no state may change first.
+fn next_error(client: &ClientHandle) -> String {
+    let mut msg = String::new();
+    wait_for(client, "an error", |e| match e {
+        ClientEvent::Error(err) => {
+            msg = err.to_string();
+            true
+        }
+        ClientEvent::State { state, .. } => panic!("state changed to {state}"),
+        _ => false,
+    });
+    msg
+}
+
 fn config(addr: SocketAddr) -> ClientConfig {
     ClientConfig {
         host: "127.0.0.1".into(),
@@ -286,14 +300,7 @@ fn connection_refused_is_said_in_words() {
     let addr = l.local_addr().unwrap();
     drop(l);
     let client = ClientHandle::spawn(config(addr), || {});
-    let mut msg = String::new();
-    wait_for(&client, "an error", |e| match e {
-        ClientEvent::Error(err) => {
-            msg = err.to_string();
-            true
-        }
-        _ => false,
-    });
+    let msg = next_error(&client);
     assert!(msg.contains("could not connect"), "{msg}");
 }
 
@@ -304,15 +311,7 @@ fn missing_file_is_said_in_words_and_the_session_stays_in_init() {
     cfg.file = "no-such-movie.Mjpeg".into();
     let client = ClientHandle::spawn(cfg, || {});
     client.send(ClientCommand::Setup);
-    let mut msg = String::new();
-    wait_for(&client, "an error", |e| match e {
-        ClientEvent::Error(err) => {
-            msg = err.to_string();
-            true
-        }
-        ClientEvent::State { state, .. } => panic!("state changed to {state}"),
-        _ => false,
-    });
+    let msg = next_error(&client);
     assert!(msg.contains("404") && msg.contains("no such file"), "{msg}");
     // No session was made on the server.
     assert_eq!(server.active_sessions(), 0);
