@@ -20,6 +20,13 @@ use streamlab::net::client::{ClientCommand, ClientConfig, ClientError, ClientEve
 use streamlab::net::probe::{ProbeLimits, probe};
 use streamlab::protocol::State;
 
+/// The Python client's UDP receive buffer. The Linux default holds only
+/// about 12 of movie.Mjpeg's datagrams: at 100 fps a Python reader that a
+/// busy machine holds off for 120 ms would lose frames whatever the server
+/// does (seen while a release build ran: readers 300-650 ms behind, the
+/// datagrams themselves evenly spaced). Nothing on the wire changes.
+const RCVBUF: &str = "4194304";
+
 fn peer(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/peers")
@@ -189,11 +196,19 @@ fn python_lab_client_plays_from_our_server() {
     }
     let server = server(media_root(), 100);
     let port = server.local_addr().port();
-    let args: Vec<String> = ["127.0.0.1", &port.to_string(), "0", "movie.Mjpeg"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(["--frames".into(), "500".into()])
-        .collect();
+    let args: Vec<String> = [
+        "127.0.0.1",
+        &port.to_string(),
+        "0",
+        "movie.Mjpeg",
+        "--frames",
+        "500",
+        "--rcvbuf",
+        RCVBUF,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let (json, code) = run_lab_client(&args, Duration::from_secs(20));
     let s = summary(&json);
     assert_eq!(json["errors"], serde_json::json!([]), "{s}");
@@ -221,6 +236,8 @@ fn python_lab_client_pause_and_resume() {
         "60",
         "--pause-after",
         "20",
+        "--rcvbuf",
+        RCVBUF,
     ]
     .iter()
     .map(|s| s.to_string())

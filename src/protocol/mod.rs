@@ -4,6 +4,7 @@
 
 pub mod pacer;
 pub mod rtp;
+pub mod rtp_jpeg;
 pub mod rtsp;
 pub mod session;
 pub mod transport;

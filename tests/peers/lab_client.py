@@ -27,20 +27,30 @@ Differences, for tests:
   * the reply's Session must be the SETUP one (the reference does not look).
 
 Usage: lab_client.py HOST PORT RTP_PORT FILE [--frames N] [--pause-after K]
+                     [--rcvbuf BYTES]
+
+--rcvbuf asks for a bigger UDP receive buffer than the system default (the
+reference does not). On Linux the default holds only about 12 datagrams of
+movie.Mjpeg's size, so at 100 fps a reader that the scheduler holds off for
+more than ~120 ms loses frames, whatever the server does. Nothing on the
+wire changes.
 
 Flow: SETUP, PLAY, receive until N frames (default: until 2 s pass without
 a packet); with --pause-after K: PAUSE after K frames, count the frames that
-still arrive from sending PAUSE until 0.5 s after its reply (paused_extra),
+reach the socket from sending PAUSE until 0.5 s after its reply (by the
+kernel's arrival time where the platform gives it; paused_extra),
 then PLAY again and go on. Finally TEARDOWN and read its reply.
 
 Prints one JSON line to stdout:
   {"frames": n, "sizes": [...], "crc32": [...], "sha256": [...],
    "seqs": [...], "session": s, "statuses": [200, ...],
    "paused_extra": x or null, "stale_dropped": d, "full_reads": f,
-   "errors": [...]}
+   "errors": [...], "timing": {...} or null}
 (per accepted frame, in order: payload size, zlib CRC-32, SHA-256 hex, RTP
 sequence number; full_reads counts datagrams that filled the whole 20480
-byte buffer, i.e. were probably truncated). Exit status 0 if every status
+byte buffer, i.e. were probably truncated; timing, Linux only, is about when
+the datagrams reached the socket: the longest gap, the longest burst of
+datagrams less than 1 ms apart, and how far reading fell behind). Exit status 0 if every status
 was 200, no error was seen and at least one frame arrived; else 1.
 """
 
@@ -58,6 +68,8 @@ import zlib
 HEADER_SIZE = 12
 RECV_SIZE = 20480
 QUIET_END = 2.0
+# Linux: the kernel's arrival time of each datagram, for diagnostics only.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
 PAUSE_WATCH = 0.5
 REPLY_TIMEOUT = 5.0
 
@@ -67,10 +79,11 @@ class Failure(Exception):
 
 
 class LabClient:
-    def __init__(self, host, port, rtp_port, filename):
+    def __init__(self, host, port, rtp_port, filename, rcvbuf=None):
         self.host = host
         self.port = port
         self.rtp_port = rtp_port
+        self.rcvbuf = rcvbuf
         self.filename = filename
         self.rtsp_seq = 0
         self.session_id = 0
@@ -85,6 +98,8 @@ class LabClient:
         self.seqs = []
         self.stale = 0
         self.full_reads = 0
+        self.arrivals = []  # (kernel arrival, user-space read) per datagram
+        self.frame_times = []  # per accepted frame: when it reached the socket
         self.cache_dir = tempfile.mkdtemp(prefix="lab-client-")
         self.rtsp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.rtsp.settimeout(REPLY_TIMEOUT)
@@ -95,7 +110,16 @@ class LabClient:
     def open_rtp_port(self):
         self.rtp_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rtp_socket.settimeout(0.5)
+        if self.rcvbuf:
+            self.rtp_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         self.rtp_socket.bind(("", self.rtp_port))
+        self.stamped = False
+        if SO_TIMESTAMPNS is not None:
+            try:
+                self.rtp_socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                self.stamped = True
+            except OSError:
+                pass
         self.rtp_port = self.rtp_socket.getsockname()[1]
 
     def request(self, method):
@@ -144,8 +168,17 @@ class LabClient:
     def receive_one(self, timeout):
         """Wait up to `timeout` for one datagram; True if a new frame came."""
         self.rtp_socket.settimeout(min(0.5, max(timeout, 0.001)))
+        arrived = None
         try:
-            data = self.rtp_socket.recv(RECV_SIZE)
+            if self.stamped:
+                data, anc, _flags, _addr = self.rtp_socket.recvmsg(RECV_SIZE, 64)
+                for level, kind, value in anc:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                        sec, nsec = struct.unpack("qq", value[:16])
+                        arrived = sec + nsec / 1e9
+                        self.arrivals.append((arrived, time.time()))
+            else:
+                data = self.rtp_socket.recv(RECV_SIZE)
         except socket.timeout:
             return False
         if len(data) == RECV_SIZE:
@@ -169,6 +202,7 @@ class LabClient:
         self.crcs.append(zlib.crc32(payload) & 0xFFFFFFFF)
         self.shas.append(hashlib.sha256(payload).hexdigest())
         self.seqs.append(seq)
+        self.frame_times.append(arrived if arrived is not None else time.time())
         return True
 
     def receive_until(self, frames):
@@ -180,6 +214,24 @@ class LabClient:
             elif time.monotonic() - last >= QUIET_END:
                 return
 
+    def timing(self):
+        """When datagrams reached the socket (kernel time): the longest gap,
+        the longest run less than 1 ms apart (a burst), and how far the
+        reading fell behind. None where the platform gives no times."""
+        if len(self.arrivals) < 2:
+            return None
+        kernel = [k for k, _ in self.arrivals]
+        gaps = [b - a for a, b in zip(kernel, kernel[1:])]
+        run = longest = 1
+        for g in gaps:
+            run = run + 1 if g < 0.001 else 1
+            longest = max(longest, run)
+        return {
+            "max_gap_ms": round(max(gaps) * 1e3, 1),
+            "longest_burst": longest,
+            "max_read_lag_ms": round(max(u - k for k, u in self.arrivals) * 1e3, 1),
+        }
+
     def run(self, want, pause_after):
         paused_extra = None
         try:
@@ -190,11 +242,14 @@ class LabClient:
             if pause_after is not None and (want is None or pause_after < want):
                 self.receive_until(pause_after)
                 before = self.frames
+                pause_sent = time.time()
                 self.request("PAUSE")
                 end = time.monotonic() + PAUSE_WATCH
                 while time.monotonic() < end:
                     self.receive_one(end - time.monotonic())
-                paused_extra = self.frames - before
+                # Frames that reached the socket after PAUSE was sent (those
+                # queued before it, while this reader lagged, do not count).
+                paused_extra = sum(1 for t in self.frame_times[before:] if t >= pause_sent)
                 self.request("PLAY")
             self.receive_until(want)
             self.request("TEARDOWN")
@@ -211,6 +266,7 @@ class LabClient:
                         pass
             shutil.rmtree(self.cache_dir, ignore_errors=True)
         return {
+            "timing": self.timing(),
             "frames": self.frames,
             "sizes": self.sizes,
             "crc32": self.crcs,
@@ -229,6 +285,7 @@ def main(argv):
     args = list(argv[1:])
     want = None
     pause_after = None
+    rcvbuf = None
     pos = []
     try:
         while args:
@@ -237,17 +294,20 @@ def main(argv):
                 want = int(args.pop(0))
             elif a == "--pause-after":
                 pause_after = int(args.pop(0))
+            elif a == "--rcvbuf":
+                rcvbuf = int(args.pop(0))
             else:
                 pos.append(a)
         host, port, rtp_port, filename = pos
         port, rtp_port = int(port), int(rtp_port)
     except (ValueError, IndexError):
         sys.stderr.write(
-            "usage: lab_client.py HOST PORT RTP_PORT FILE [--frames N] [--pause-after K]\n"
+            "usage: lab_client.py HOST PORT RTP_PORT FILE"
+            " [--frames N] [--pause-after K] [--rcvbuf BYTES]\n"
         )
         return 2
     try:
-        client = LabClient(host, port, rtp_port, filename)
+        client = LabClient(host, port, rtp_port, filename, rcvbuf)
     except OSError as e:
         print(json.dumps({"frames": 0, "statuses": [], "errors": ["connect: %r" % (e,)]}))
         return 1
