@@ -5,9 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-/// How late a frame may fall before the schedule is moved rather than
-/// caught up with a burst (after a stall, or the machine sleeping).
-pub const MAX_CATCH_UP: Duration = Duration::from_secs(1);
+/// How many frame periods late a frame may fall before the schedule is
+/// moved rather than caught up with a burst (after a stall, or the machine
+/// sleeping). Small, because a burst overflows a lab client's default UDP
+/// buffer (a dozen frames) and reaches it as loss.
+pub const MAX_CATCH_UP_FRAMES: u32 = 4;
 
 /// An absolute frame schedule.
 #[derive(Debug, Clone)]
@@ -48,12 +50,12 @@ impl Pacer {
     }
 
     /// Record that the due frame was sent at `now`. If that was more than
-    /// [`MAX_CATCH_UP`] late, the schedule restarts from `now` instead of
-    /// bursting to catch up.
+    /// [`MAX_CATCH_UP_FRAMES`] periods late, the schedule restarts from
+    /// `now` instead of bursting to catch up.
     pub fn advance(&mut self, now: Instant) {
         let due = self.deadline();
         self.n += 1;
-        if now.saturating_duration_since(due) > MAX_CATCH_UP {
+        if now.saturating_duration_since(due) > self.period() * MAX_CATCH_UP_FRAMES {
             self.restart(now + self.period());
         }
     }
@@ -91,7 +93,12 @@ mod tests {
     fn stall_restarts_instead_of_bursting() {
         let t0 = Instant::now();
         let mut p = Pacer::new(t0, 20);
-        p.advance(t0 + Duration::from_secs(5));
-        assert_eq!(p.deadline(), t0 + Duration::from_secs(5) + p.period());
+        // Three periods late: caught up (the next frame is already due).
+        p.advance(t0 + Duration::from_millis(150));
+        assert_eq!(p.deadline(), t0 + Duration::from_millis(50));
+        // A stall: the schedule moves instead.
+        let late = t0 + Duration::from_secs(5);
+        p.advance(late);
+        assert_eq!(p.deadline(), late + p.period());
     }
 }

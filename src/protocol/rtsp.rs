@@ -418,6 +418,16 @@ impl Decoder {
                 None => break,
             }
         }
+        // The lab's requests and replies all end with their Session line:
+        // with bare LF, a last line `Session: <6 or more digits>` completes
+        // the message now rather than after the quiet wait.
+        if !quiet && buf.len() <= MAX_MESSAGE && ends_with_lab_session(buf) {
+            return Some(HeadEnd {
+                head_len: buf.len(),
+                total: buf.len(),
+                blank_line: false,
+            });
+        }
         // No terminator. A lab message is complete once the peer is quiet,
         // but only if at least its first line arrived whole: a half-sent
         // request line waits (and times out at the connection layer).
@@ -438,6 +448,25 @@ impl Decoder {
         }
         None
     }
+}
+
+/// A bare-LF message of at least three lines whose unterminated last line
+/// is a lab session id (the lab's ids are 6 digits).
+fn ends_with_lab_session(buf: &[u8]) -> bool {
+    if buf.contains(&b'\r') || buf.ends_with(b"\n") {
+        return false;
+    }
+    let mut lines = buf.rsplit(|&b| b == b'\n');
+    let Some(last) = lines.next() else {
+        return false;
+    };
+    if lines.count() < 2 {
+        return false;
+    }
+    let Some(value) = last.strip_prefix(b"Session:").map(|v| v.trim_ascii_start()) else {
+        return false;
+    };
+    value.len() >= 6 && value.iter().all(u8::is_ascii_digit)
 }
 
 fn trim_eol(b: &[u8]) -> usize {
@@ -814,6 +843,20 @@ mod tests {
         let e = msgs[0].as_ref().unwrap_err();
         assert_eq!(e.status(), 413);
         assert!(!e.recoverable());
+    }
+
+    #[test]
+    fn lab_message_ending_in_session_is_complete_at_once() {
+        let play = b"PLAY movie.Mjpeg RTSP/1.0\nCSeq: 2\nSession: 123456";
+        assert_eq!(all(play, false).len(), 1);
+        assert_eq!(
+            all(b"RTSP/1.0 200 OK\nCSeq: 2\nSession: 123456", false).len(),
+            1
+        );
+        // A shorter id may still be arriving: wait for quiet.
+        assert!(all(b"PLAY movie.Mjpeg RTSP/1.0\nCSeq: 2\nSession: 1234", false).is_empty());
+        // SETUP ends with Transport, whose port may be cut: wait for quiet.
+        assert!(all(LAB_SETUP, false).is_empty());
     }
 
     #[test]
