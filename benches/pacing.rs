@@ -70,16 +70,14 @@ fn best_anchor(times: &[Instant]) -> Instant {
 
 fn bare_sleeper(start: Instant, absolute: bool) -> Vec<Instant> {
     let mut out = Vec::with_capacity(FRAMES);
-    let mut next = start;
+    std::thread::sleep(start.saturating_duration_since(Instant::now()));
     for n in 0..FRAMES {
         if absolute {
-            next = start + period() * n as u32;
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            let due = start + period() * n as u32;
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
         } else {
             // The lab's reference: wait 50 ms, then read and send.
             std::thread::sleep(period());
-            let _ = next;
-            next = Instant::now();
         }
         out.push(Instant::now());
     }
@@ -133,7 +131,9 @@ fn main() {
 
     let ours = figures(&arrivals, best_anchor(&arrivals));
     let floor = figures(&floor, start);
-    let lab = figures(&lab, start);
+    // Like a receiver, judge the lab-style thread against its best-fitting
+    // start: what remains is its drift.
+    let lab = figures(&lab, best_anchor(&lab));
     let nominal = FPS as f64;
     println!("pacing over {FRAMES} frames at {FPS} fps (25 s), loopback, same run:");
     println!(
