@@ -67,13 +67,16 @@ pub struct Carriable<'a> {
     pub scan: &'a [u8],
 }
 
+/// A SOF component: id, horizontal and vertical sampling, table.
+type FrameComponent = (u8, u8, u8, u8);
+
 /// Read a JPEG's markers and say whether and how it can travel as RFC 2435.
 pub fn carriable(jpeg: &[u8]) -> Result<Carriable<'_>, CarryError> {
     if !jpeg.starts_with(&[0xff, 0xd8]) {
         return Err(CarryError::NotJpeg);
     }
     let mut qt: [Option<[u8; 64]>; 4] = [None; 4];
-    let mut sof: Option<(u16, u16, Vec<(u8, u8, u8, u8)>)> = None;
+    let mut sof: Option<(u16, u16, Vec<FrameComponent>)> = None;
     let mut restart_interval = 0u16;
     let mut at = 2;
     loop {
@@ -170,7 +173,7 @@ fn finish<'a>(
     sos: &[u8],
     width: u16,
     height: u16,
-    comps: &[(u8, u8, u8, u8)],
+    comps: &[FrameComponent],
     qt: &[Option<[u8; 64]>; 4],
     restart_interval: u16,
 ) -> Result<Carriable<'a>, CarryError> {
@@ -349,7 +352,7 @@ impl Depacketizer {
                 if len > 0 {
                     let t = p.get(at..at + len).ok_or(DropReason::TooShort)?;
                     at += len;
-                    if qh[1] != 0 || len % 64 != 0 {
+                    if qh[1] != 0 || !len.is_multiple_of(64) {
                         return Err(DropReason::NotJpeg);
                     }
                     if q < 255 {
