@@ -7,19 +7,41 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use streamlab::protocol::rtp::{LabDepacketizer, PT_JPEG, RtpChecker, SsrcRule};
 use streamlab::protocol::rtsp::{Decoder, MAX_MESSAGE, Message};
-use streamlab::protocol::session::{ServerConnection, ServerHost, ServerOutput};
+use streamlab::protocol::server::{
+    ConnectionConfig, MediaInfo, PlayError, PlayInfo, Prepared, ServerConnection, ServerHost,
+    ServerOutput, SessionInfo,
+};
 
 struct Host;
 impl ServerHost for Host {
-    fn open(&mut self, path: &str) -> Result<(), String> {
+    fn open(&mut self, path: &str) -> Result<MediaInfo, String> {
         if path == "movie.Mjpeg" {
-            Ok(())
+            Ok(MediaInfo {
+                width: 384,
+                height: 288,
+                fps: 20,
+                duration: Some(25.0),
+            })
         } else {
             Err("no".into())
         }
     }
     fn new_session_id(&mut self) -> u32 {
         123456
+    }
+    fn setup(&mut self, _: &SessionInfo) -> Result<Prepared, String> {
+        Ok(Prepared {
+            server_ports: Some((6000, 6001)),
+            ssrc: 1,
+        })
+    }
+    fn prepare_play(&mut self, start: Option<f64>) -> Result<PlayInfo, PlayError> {
+        Ok(PlayInfo {
+            seq: 1,
+            rtptime: 1,
+            start: start.unwrap_or(0.0),
+            end: Some(25.0),
+        })
     }
 }
 
@@ -89,7 +111,10 @@ proptest! {
     #[test]
     fn server_connection_never_panics(data in rtspish(), chunks in 1usize..5) {
         let t0 = Instant::now();
-        let mut c = ServerConnection::new(Duration::from_secs(1));
+        let mut c = ServerConnection::new(ConnectionConfig {
+            request_timeout: Duration::from_secs(1),
+            ..ConnectionConfig::default()
+        });
         let step = data.len() / chunks + 1;
         for (i, chunk) in data.chunks(step).enumerate() {
             let t = t0 + Duration::from_millis(10 * i as u64);

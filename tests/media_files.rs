@@ -79,42 +79,6 @@ fn all_frames(file: &MjpegFile) -> Vec<Vec<u8>> {
     (0..).map_while(|n| file.frame(n).unwrap()).collect()
 }
 
-/// Captures formatted tracing output so tests can count warnings.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-/// Runs `f` and returns the WARN lines it logged.
-fn warnings_of(f: impl FnOnce()) -> Vec<String> {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    text.lines()
-        .filter(|l| l.contains("WARN"))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn movie_has_500_lab_frames_of_384x288() {
     let movie = MjpegFile::open(Path::new(MOVIE)).unwrap();
@@ -235,13 +199,10 @@ fn damaged_lab_frames_are_skipped_once_each() {
     bytes.truncate(bytes.len() - 100);
     let file = TempFile::new("damaged.Mjpeg", &bytes);
 
-    let mut clip = None;
-    let warnings = warnings_of(|| {
-        let c = MjpegFile::open(&file.0).unwrap();
-        assert_eq!(c.index_all().unwrap(), 497);
-        clip = Some(c);
-    });
-    let clip = clip.unwrap();
+    // One warning per skipped frame: tests/media_warnings.rs (alone in its
+    // binary, since tracing caches callsite interest across threads).
+    let clip = MjpegFile::open(&file.0).unwrap();
+    assert_eq!(clip.index_all().unwrap(), 497);
     let skipped = clip.skipped();
     let found: Vec<_> = skipped.iter().map(|s| (s.file_index, s.offset)).collect();
     assert_eq!(
@@ -254,8 +215,6 @@ fn damaged_lab_frames_are_skipped_once_each() {
     );
     assert!(skipped[1].reason.contains("FF D8"), "{skipped:?}");
     assert!(skipped[2].reason.contains("truncated"), "{skipped:?}");
-    assert_eq!(warnings.len(), 3, "{warnings:#?}");
-    assert!(warnings[1].contains("frame 250") && warnings[1].contains(&o250.to_string()));
 
     let expected: Vec<_> = frames
         .iter()
@@ -276,14 +235,13 @@ fn damaged_raw_frames_are_skipped_once_each() {
     bytes[o10 + 1] = 0x00;
     bytes.truncate(bytes.len() - 1);
     let clip = MjpegFile::from_bytes("damaged.mjpg", bytes.into()).unwrap();
-    let warnings = warnings_of(|| assert_eq!(clip.index_all().unwrap(), 498));
+    assert_eq!(clip.index_all().unwrap(), 498);
     let found: Vec<_> = clip
         .skipped()
         .iter()
         .map(|s| (s.file_index, s.offset))
         .collect();
     assert_eq!(found, [(10, o10 as u64), (499, o499 as u64)]);
-    assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert_eq!(clip.frame(10).unwrap().unwrap(), frames[11]);
     assert_eq!(clip.frame(497).unwrap().unwrap(), frames[498]);
 }

@@ -5,5 +5,6 @@
 pub mod jpeg;
 pub mod mjpeg_file;
 pub mod pattern;
+pub mod rtp_ready;
 
 pub use mjpeg_file::{Framing, MediaError, MjpegFile, SkippedFrame};

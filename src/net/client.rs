@@ -17,7 +17,8 @@ use tracing::{debug, warn};
 use crate::protocol::State;
 use crate::protocol::rtp::{self, DropReason, LabDepacketizer, RtpChecker, SsrcRule};
 use crate::protocol::rtsp::{Decoder, Dialect, Message, Method};
-use crate::protocol::session::{ClientReply, ClientSession, LAB_QUIET};
+use crate::protocol::server::LAB_QUIET;
+use crate::protocol::session::{ClientReply, ClientSession};
 
 /// Where and what to play: the lab's four fields.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,13 @@
 //! The RTSP/RTP server's I/O shell: one thread accepts connections, one
-//! thread per connection feeds bytes and time to a
-//! [`ServerConnection`] and carries out what it returns, and one thread
-//! per set-up session sends RTP on the absolute [`Pacer`] schedule. Every
-//! thread blocks on a socket, a channel or a deadline: none polls.
+//! thread per connection feeds bytes and time to a [`ServerConnection`] and
+//! carries out what it returns, and one thread per set-up session sends
+//! RTP on the absolute [`Pacer`] schedule (and RTCP sender reports for
+//! standard sessions). Every thread blocks on a socket, a channel or a
+//! deadline: none polls.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -17,12 +18,16 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rand::Rng;
 use tracing::{debug, info, warn};
 
-use crate::media::MjpegFile;
+use crate::media::rtp_ready::RtpReadyFrames;
+use crate::media::{Framing, MjpegFile};
 use crate::protocol::pacer::Pacer;
+use crate::protocol::rtcp;
 use crate::protocol::rtp::{self, RtpHeader};
-use crate::protocol::rtsp::Dialect;
-use crate::protocol::session::{
-    REQUEST_TIMEOUT, ServerConnection, ServerHost, ServerLog, ServerOutput, SessionInfo,
+use crate::protocol::rtp_jpeg;
+use crate::protocol::server::{
+    ConnectionConfig, MediaInfo, MediaTransport, Payload, PlayError, PlayInfo, Prepared,
+    REQUEST_TIMEOUT, SESSION_TIMEOUT, ServerConnection, ServerHost, ServerLog, ServerOutput,
+    SessionInfo,
 };
 
 /// Why the server could not start.
@@ -54,7 +59,9 @@ pub struct ServerConfig {
     pub builtin: Vec<(String, Arc<MjpegFile>)>,
     /// How long a half-sent request may sit before the connection closes.
     pub request_timeout: Duration,
-    /// Largest RTP payload per datagram; bigger frames are split.
+    /// How long a standard session lives without a request or RTCP.
+    pub session_timeout: Duration,
+    /// Largest lab-dialect RTP payload per datagram; bigger frames are split.
     pub max_payload: usize,
 }
 
@@ -67,16 +74,29 @@ impl Default for ServerConfig {
             looping: false,
             builtin: Vec::new(),
             request_timeout: REQUEST_TIMEOUT,
+            session_timeout: SESSION_TIMEOUT,
             max_payload: 65_000,
         }
     }
 }
 
+/// RTP payload per packet on the standard path: a 1500-byte Ethernet MTU
+/// less IP (20), UDP (8) and RTP (12) headers, with room to spare for
+/// tunnels.
+pub const STANDARD_MAX_PAYLOAD: usize = 1400;
+/// Files whose re-encoded frames stay cached after their sessions end.
+const READY_FILES_KEPT: usize = 4;
+/// How often standard sessions get an RTCP sender report.
+const SR_EVERY: Duration = Duration::from_secs(5);
+
 /// State shared by the server's threads.
 struct Shared {
     config: ServerConfig,
     root: Option<PathBuf>,
-    files: Mutex<HashMap<PathBuf, Weak<MjpegFile>>>,
+    files: Mutex<HashMap<String, Weak<MjpegFile>>>,
+    /// RFC 2435-ready frames per file, shared by every session of it and
+    /// kept after the last one ends, so a file is re-encoded once.
+    ready: Mutex<Vec<(String, Arc<RtpReadyFrames>)>>,
     stop: AtomicBool,
     connections: Mutex<HashMap<u64, TcpStream>>,
     next_connection: AtomicU64,
@@ -128,6 +148,7 @@ impl Server {
                 config,
                 root,
                 files: Mutex::new(HashMap::new()),
+                ready: Mutex::new(Vec::new()),
                 stop: AtomicBool::new(false),
                 connections: Mutex::new(HashMap::new()),
                 next_connection: AtomicU64::new(1),
@@ -247,10 +268,26 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Opens media for one connection, under the root only.
+/// The writing half of an RTSP connection, shared by replies and
+/// interleaved media so that the two never mix within a message.
+type Writer = Arc<Mutex<TcpStream>>;
+
+fn write_all(writer: &Writer, bytes: &[u8]) -> io::Result<()> {
+    let mut w = writer
+        .lock()
+        .map_err(|_| io::Error::other("writer poisoned"))?;
+    w.write_all(bytes)
+}
+
+/// One connection's view of the world: files under the root, its media
+/// sender, its sockets.
 struct Host<'a> {
     shared: &'a Shared,
-    opened: Option<Arc<MjpegFile>>,
+    peer: SocketAddr,
+    local_ip: IpAddr,
+    writer: Writer,
+    opened: Option<(String, Arc<MjpegFile>)>,
+    media: Option<MediaSender>,
 }
 
 impl Host<'_> {
@@ -274,49 +311,182 @@ impl Host<'_> {
                 root.display()
             ));
         }
+        let key = canonical.to_string_lossy().into_owned();
         let mut files = self.shared.files.lock().map_err(|_| "internal error")?;
-        if let Some(f) = files.get(&canonical).and_then(Weak::upgrade) {
+        if let Some(f) = files.get(&key).and_then(Weak::upgrade) {
             return Ok(f);
         }
         let file = Arc::new(MjpegFile::open(&canonical).map_err(|e| e.to_string())?);
         files.retain(|_, w| w.strong_count() > 0);
-        files.insert(canonical, Arc::downgrade(&file));
+        files.insert(key, Arc::downgrade(&file));
         Ok(file)
+    }
+
+    /// The file's RFC 2435-ready frames, shared with every other session.
+    fn ready_frames(&self, path: &str, file: &Arc<MjpegFile>) -> Arc<RtpReadyFrames> {
+        let mut ready = self.shared.ready.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = ready
+            .iter()
+            .position(|(p, r)| p == path && Arc::ptr_eq(r.file(), file))
+        {
+            // Most recently used last.
+            let entry = ready.remove(i);
+            let r = entry.1.clone();
+            ready.push(entry);
+            return r;
+        }
+        let r = Arc::new(RtpReadyFrames::new(file.clone()));
+        if ready.len() >= READY_FILES_KEPT {
+            ready.remove(0);
+        }
+        ready.push((path.to_string(), r.clone()));
+        r
+    }
+
+    fn stop_media(&mut self) {
+        if let Some(m) = self.media.take() {
+            m.stop(self.shared);
+        }
     }
 }
 
 impl ServerHost for Host<'_> {
-    fn open(&mut self, path: &str) -> Result<(), String> {
+    fn open(&mut self, path: &str) -> Result<MediaInfo, String> {
         let file = self.open_file(path)?;
         match file.frame(0) {
-            Ok(Some(_)) => {
-                self.opened = Some(file);
-                Ok(())
-            }
-            Ok(None) => Err(format!("{path} has no playable frame")),
-            Err(e) => Err(e.to_string()),
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("{path} has no playable frame")),
+            Err(e) => return Err(e.to_string()),
         }
+        let fps = self.shared.config.fps;
+        // A lab-framed file is indexed by hopping from length to length,
+        // which is quick; a raw one needs a full scan, so its length is
+        // said only once known.
+        let frames = match file.framing() {
+            Framing::Lab { .. } => file.index_all().ok(),
+            Framing::Raw => file.frame_count(),
+        };
+        let (width, height) = file.dimensions().unwrap_or((0, 0));
+        self.opened = Some((path.to_string(), file));
+        Ok(MediaInfo {
+            width,
+            height,
+            fps,
+            duration: frames.map(|n| n as f64 / fps as f64),
+        })
     }
 
     fn new_session_id(&mut self) -> u32 {
         rand::rng().random_range(100_000..=999_999)
     }
+
+    fn setup(&mut self, session: &SessionInfo) -> Result<Prepared, String> {
+        let Some((path, file)) = self.opened.clone() else {
+            return Err("no file open".into());
+        };
+        self.stop_media();
+        let source = match session.payload {
+            Payload::Lab => Source::Lab(file),
+            Payload::Rfc2435 => Source::Rfc2435(self.ready_frames(&path, &file)),
+        };
+        let (media, prepared) = MediaSender::start(
+            self.shared,
+            session,
+            source,
+            self.local_ip,
+            self.peer,
+            self.writer.clone(),
+        )
+        .map_err(|e| format!("cannot open an RTP socket: {e}"))?;
+        info!(peer = %self.peer, session = %session.id, dialect = session.dialect.name(),
+            payload = ?session.payload,
+            "SETUP {}: {}", session.path, describe_transport(&session.transport, self.peer));
+        self.media = Some(media);
+        Ok(prepared)
+    }
+
+    fn prepare_play(&mut self, start: Option<f64>) -> Result<PlayInfo, PlayError> {
+        let Some(media) = &self.media else {
+            return Err(PlayError::Other("no media set up".into()));
+        };
+        let fps = self.shared.config.fps as f64;
+        let start_frame = match start {
+            Some(s) => {
+                let n = (s * fps).round() as usize;
+                let present = self
+                    .opened
+                    .as_ref()
+                    .map(|(_, f)| matches!(f.frame(n), Ok(Some(_))))
+                    .unwrap_or(false);
+                if !present {
+                    return Err(PlayError::Range(format!("npt {s:.3} is past the end")));
+                }
+                Some(n)
+            }
+            None => None,
+        };
+        let (seq, rtptime, next) = media
+            .prepare(start_frame)
+            .ok_or_else(|| PlayError::Other("the media sender stopped".into()))?;
+        let end = self
+            .opened
+            .as_ref()
+            .and_then(|(_, f)| f.frame_count())
+            .map(|n| n as f64 / fps);
+        Ok(PlayInfo {
+            seq,
+            rtptime,
+            start: next as f64 / fps,
+            end,
+        })
+    }
+
+    fn media_activity(&mut self) -> Option<Instant> {
+        self.media.as_ref().and_then(|m| m.last_rtcp())
+    }
+}
+
+fn describe_transport(t: &MediaTransport, peer: SocketAddr) -> String {
+    match t {
+        MediaTransport::Udp {
+            rtp_port,
+            rtcp_port,
+        } => match rtcp_port {
+            Some(r) => format!("RTP to {}:{rtp_port}, RTCP to port {r}", peer.ip()),
+            None => format!("RTP to {}:{rtp_port}", peer.ip()),
+        },
+        MediaTransport::Interleaved {
+            rtp_channel,
+            rtcp_channel,
+        } => format!("RTP in the RTSP connection, channels {rtp_channel}-{rtcp_channel}"),
+    }
 }
 
 fn serve_connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
-    let mut conn = ServerConnection::new(shared.config.request_timeout);
-    let mut host = Host {
-        shared,
-        opened: None,
-    };
-    let mut media: Option<MediaSender> = None;
-    let mut buf = [0u8; 4096];
     let local_ip = stream
         .local_addr()
         .map(|a| a.ip())
         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let Ok(writer) = stream.try_clone() else {
+        return;
+    };
+    let writer = Arc::new(Mutex::new(writer));
+    let mut conn = ServerConnection::new(ConnectionConfig {
+        request_timeout: shared.config.request_timeout,
+        session_timeout: shared.config.session_timeout,
+        server_ip: local_ip.to_string(),
+    });
+    let mut host = Host {
+        shared,
+        peer,
+        local_ip,
+        writer: writer.clone(),
+        opened: None,
+        media: None,
+    };
+    let mut buf = [0u8; 4096];
     let _ = stream.set_nodelay(true);
-    'conn: loop {
+    loop {
         let wait = conn
             .poll_timeout()
             .map(|t| t.saturating_duration_since(Instant::now()));
@@ -348,55 +518,31 @@ fn serve_connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         while let Some(out) = conn.poll_output() {
             match out {
                 ServerOutput::Send(bytes) => {
-                    if let Err(e) = stream.write_all(&bytes) {
+                    if let Err(e) = write_all(&writer, &bytes) {
                         debug!(%peer, "write failed: {e}");
                         conn.handle_closed();
                     }
                 }
-                ServerOutput::Setup(info) => {
-                    let Some(file) = host.opened.take() else {
-                        continue;
-                    };
-                    if let Some(old) = media.take() {
-                        old.stop(shared);
-                    }
-                    match MediaSender::start(shared, &info, file, local_ip, peer) {
-                        Ok(m) => {
-                            info!(%peer, session = %info.id, dialect = info.dialect.name(),
-                                "SETUP {}: RTP to {}:{}", info.path, peer.ip(), info.rtp_port);
-                            media = Some(m);
-                        }
-                        Err(e) => {
-                            warn!(%peer, session = %info.id, "cannot open an RTP socket: {e}")
-                        }
-                    }
-                }
                 ServerOutput::Play => {
-                    if let Some(m) = &media {
-                        let _ = m.commands.send(MediaCommand::Play);
+                    if let Some(m) = &host.media {
+                        m.send(MediaCommand::Play);
                     }
                 }
                 ServerOutput::Pause => {
-                    if let Some(m) = &media {
-                        let _ = m.commands.send(MediaCommand::Pause);
+                    if let Some(m) = &host.media {
+                        m.send(MediaCommand::Pause);
                     }
                 }
-                ServerOutput::Teardown => {
-                    if let Some(m) = media.take() {
-                        m.stop(shared);
-                    }
-                }
+                ServerOutput::Teardown => host.stop_media(),
                 ServerOutput::Close => close = true,
                 ServerOutput::Log(log) => log_event(peer, conn.session(), log),
             }
         }
         if close || conn.is_closed() {
-            break 'conn;
+            break;
         }
     }
-    if let Some(m) = media.take() {
-        m.stop(shared);
-    }
+    host.stop_media();
     let _ = stream.shutdown(Shutdown::Both);
 }
 
@@ -424,55 +570,212 @@ fn log_event(peer: SocketAddr, session: Option<&SessionInfo>, log: ServerLog) {
         ServerLog::RequestTimeout => {
             warn!(%peer, session, "half-sent request timed out; closing the connection")
         }
+        ServerLog::SessionExpired(id) => {
+            info!(%peer, session = %id, "session timed out: no request or RTCP kept it alive")
+        }
     }
 }
 
 enum MediaCommand {
     Play,
     Pause,
+    /// Seek (when given) and say the next sequence number, RTP time and frame.
+    Prepare {
+        start: Option<usize>,
+        reply: Sender<(u16, u32, usize)>,
+    },
+}
+
+/// What a session's frames come from.
+enum Source {
+    /// The lab's payload: the whole JPEG as stored.
+    Lab(Arc<MjpegFile>),
+    /// RFC 2435: frames as they can travel, re-encoded once where needed.
+    Rfc2435(Arc<RtpReadyFrames>),
+}
+
+/// Where a session's packets go.
+enum Out {
+    Udp {
+        rtp: UdpSocket,
+        rtcp: Option<UdpSocket>,
+    },
+    Interleaved {
+        writer: Writer,
+        rtp_channel: u8,
+        rtcp_channel: u8,
+    },
+}
+
+impl Out {
+    fn send_rtp(&self, packet: &[u8]) -> io::Result<()> {
+        match self {
+            Out::Udp { rtp, .. } => rtp.send(packet).map(|_| ()),
+            Out::Interleaved {
+                writer,
+                rtp_channel,
+                ..
+            } => write_all(writer, &interleave(*rtp_channel, packet)),
+        }
+    }
+
+    fn send_rtcp(&self, packet: &[u8]) -> io::Result<()> {
+        match self {
+            Out::Udp { rtcp: Some(s), .. } => s.send(packet).map(|_| ()),
+            Out::Udp { rtcp: None, .. } => Ok(()),
+            Out::Interleaved {
+                writer,
+                rtcp_channel,
+                ..
+            } => write_all(writer, &interleave(*rtcp_channel, packet)),
+        }
+    }
+
+    /// Whether RTCP arrived from the client (a receiver report keeps the
+    /// session alive); never blocks.
+    fn rtcp_arrived(&self) -> bool {
+        let Out::Udp { rtcp: Some(s), .. } = self else {
+            return false;
+        };
+        let mut buf = [0u8; 1500];
+        let mut any = false;
+        while let Ok(n) = s.recv(&mut buf) {
+            any |= rtcp::parse_compound(&buf[..n]).is_some();
+        }
+        any
+    }
+}
+
+/// `$`, channel, 16-bit length, packet: RFC 2326 section 10.12.
+fn interleave(channel: u8, packet: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(packet.len() + 4);
+    v.push(b'$');
+    v.push(channel);
+    v.extend_from_slice(&(packet.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    v.extend_from_slice(packet);
+    v
+}
+
+/// Bind an even RTP port and the odd RTCP port after it, as RFC 3550 asks.
+fn bind_pair(ip: IpAddr) -> io::Result<(UdpSocket, UdpSocket)> {
+    let mut last = io::Error::other("no free port pair");
+    for _ in 0..32 {
+        let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let port = rtp.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        match UdpSocket::bind(SocketAddr::new(ip, port + 1)) {
+            Ok(rtcp) => return Ok((rtp, rtcp)),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// The thread that sends one session's RTP.
 struct MediaSender {
     commands: Sender<MediaCommand>,
     thread: JoinHandle<()>,
+    last_rtcp: Arc<Mutex<Option<Instant>>>,
 }
 
 impl MediaSender {
     fn start(
         shared: &Shared,
         info: &SessionInfo,
-        file: Arc<MjpegFile>,
-        local_ip: std::net::IpAddr,
+        source: Source,
+        local_ip: IpAddr,
         peer: SocketAddr,
-    ) -> io::Result<MediaSender> {
-        let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))?;
-        // RTP goes only to the address the RTSP request came from.
-        socket.connect(SocketAddr::new(peer.ip(), info.rtp_port))?;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let ssrc = match info.dialect {
-            // Seed 000 checks that the SSRC is the session id.
-            Dialect::Lab => info.id.parse().unwrap_or(0),
-            Dialect::Standard => rand::rng().random(),
+        writer: Writer,
+    ) -> io::Result<(MediaSender, Prepared)> {
+        let mut rng = rand::rng();
+        let (out, server_ports) = match info.transport {
+            MediaTransport::Udp {
+                rtp_port,
+                rtcp_port,
+            } => {
+                // RTP goes only to the address the RTSP request came from.
+                let (rtp, rtcp) = match rtcp_port {
+                    Some(client_rtcp) => {
+                        let (rtp, rtcp) = bind_pair(local_ip)?;
+                        rtcp.connect(SocketAddr::new(peer.ip(), client_rtcp))?;
+                        rtcp.set_nonblocking(true)?;
+                        (rtp, Some(rtcp))
+                    }
+                    None => (UdpSocket::bind(SocketAddr::new(local_ip, 0))?, None),
+                };
+                rtp.connect(SocketAddr::new(peer.ip(), rtp_port))?;
+                let a = rtp.local_addr()?.port();
+                let ports = rtcp
+                    .as_ref()
+                    .and_then(|r| r.local_addr().ok())
+                    .map(|r| (a, r.port()));
+                (Out::Udp { rtp, rtcp }, ports)
+            }
+            MediaTransport::Interleaved {
+                rtp_channel,
+                rtcp_channel,
+            } => (
+                Out::Interleaved {
+                    writer,
+                    rtp_channel,
+                    rtcp_channel,
+                },
+                None,
+            ),
         };
+        let (ssrc, sequence, ts_base) = match info.payload {
+            // Seed 000 checks that the SSRC is the session id; the lab
+            // numbers packets from 1.
+            Payload::Lab => (info.id.parse().unwrap_or(0), 1, 0),
+            Payload::Rfc2435 => (rng.random(), rng.random(), rng.random()),
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let last_rtcp = Arc::new(Mutex::new(None));
         let job = MediaJob {
-            socket,
-            file,
+            out,
+            source,
             fps: shared.config.fps,
             looping: shared.config.looping,
-            max_payload: shared.config.max_payload.clamp(1, 65_000),
+            max_payload: match info.payload {
+                Payload::Lab => shared.config.max_payload.clamp(1, 65_000),
+                Payload::Rfc2435 => STANDARD_MAX_PAYLOAD,
+            },
             ssrc,
+            sequence,
+            ts_base,
             session: info.id.clone(),
             peer,
+            last_rtcp: last_rtcp.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("rtp-{}", info.id))
             .spawn(move || job.run(rx))?;
         shared.sessions.fetch_add(1, Ordering::SeqCst);
-        Ok(MediaSender {
-            commands: tx,
-            thread,
-        })
+        Ok((
+            MediaSender {
+                commands: tx,
+                thread,
+                last_rtcp,
+            },
+            Prepared { server_ports, ssrc },
+        ))
+    }
+
+    fn send(&self, command: MediaCommand) {
+        let _ = self.commands.send(command);
+    }
+
+    /// Seek and learn where PLAY starts; None if the thread is gone.
+    fn prepare(&self, start: Option<usize>) -> Option<(u16, u32, usize)> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(MediaCommand::Prepare { start, reply: tx });
+        rx.recv_timeout(Duration::from_secs(2)).ok()
+    }
+
+    fn last_rtcp(&self) -> Option<Instant> {
+        *self.last_rtcp.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// End the session's media: the thread sees the channel close and exits.
@@ -486,93 +789,198 @@ impl MediaSender {
 /// Consecutive failed sends after which the client is taken to be gone
 /// (its RTP port answers ICMP port unreachable).
 const MAX_SEND_FAILURES: u32 = 40;
+/// How often a paused standard session looks for RTCP keep-alives.
+const PAUSED_RTCP_CHECK: Duration = Duration::from_secs(5);
 
 struct MediaJob {
-    socket: UdpSocket,
-    file: Arc<MjpegFile>,
+    out: Out,
+    source: Source,
     fps: u32,
     looping: bool,
     max_payload: usize,
     ssrc: u32,
+    sequence: u16,
+    ts_base: u32,
     session: String,
     peer: SocketAddr,
+    last_rtcp: Arc<Mutex<Option<Instant>>>,
+}
+
+/// Counters for sender reports.
+#[derive(Default)]
+struct Sent {
+    frames: u64,
+    packets: u32,
+    octets: u32,
 }
 
 impl MediaJob {
-    fn run(self, commands: Receiver<MediaCommand>) {
+    fn has_rtcp(&self) -> bool {
+        !matches!(self.out, Out::Udp { rtcp: None, .. })
+    }
+
+    /// The RTP timestamp of the next frame: the lab's is Unix seconds, the
+    /// standard one counts a 90 kHz clock from a random start.
+    fn timestamp(&self, frames_sent: u64) -> u32 {
+        match self.source {
+            Source::Lab(_) => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as u32),
+            Source::Rfc2435(_) => {
+                let ticks = frames_sent * 90_000 / self.fps.max(1) as u64;
+                self.ts_base.wrapping_add(ticks as u32)
+            }
+        }
+    }
+
+    fn run(mut self, commands: Receiver<MediaCommand>) {
         let mut pacer = Pacer::new(Instant::now(), self.fps);
         let mut playing = false;
         let mut next_frame = 0usize;
-        let mut sequence: u16 = 1;
+        let mut sent = Sent::default();
         let mut failures = 0u32;
-        let session = self.session.as_str();
+        let mut next_sr = Instant::now();
         let peer = self.peer;
         loop {
-            let command = if playing {
-                commands.recv_deadline(pacer.deadline())
+            let deadline = if playing {
+                let d = pacer.deadline();
+                Some(if self.has_rtcp() { d.min(next_sr) } else { d })
+            } else if self.has_rtcp() {
+                Some(Instant::now() + PAUSED_RTCP_CHECK)
             } else {
-                commands.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                None
+            };
+            let command = match deadline {
+                Some(d) => commands.recv_deadline(d),
+                None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             match command {
                 Ok(MediaCommand::Play) => {
                     if !playing {
                         playing = true;
                         pacer.restart(Instant::now());
-                        debug!(%peer, session, "sending from frame {next_frame}");
+                        next_sr = Instant::now() + Duration::from_millis(500);
+                        debug!(%peer, session = %self.session, "sending from frame {next_frame}");
                     }
                 }
                 Ok(MediaCommand::Pause) => {
                     playing = false;
-                    debug!(%peer, session, "paused before frame {next_frame}");
+                    debug!(%peer, session = %self.session, "paused before frame {next_frame}");
+                }
+                Ok(MediaCommand::Prepare { start, reply }) => {
+                    if let Some(n) = start {
+                        next_frame = n;
+                    }
+                    let _ = reply.send((self.sequence, self.timestamp(sent.frames), next_frame));
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
-                    let jpeg = match self.file.frame(next_frame) {
-                        Ok(Some(j)) => j,
-                        Ok(None) if self.looping && next_frame > 0 => {
-                            next_frame = 0;
-                            continue;
-                        }
-                        Ok(None) => {
-                            info!(%peer, session, "end of {} after {next_frame} frames", self.file.name());
-                            playing = false;
-                            continue;
-                        }
-                        Err(e) => {
-                            warn!(%peer, session, "frame {next_frame} skipped: {e}");
+                    let now = Instant::now();
+                    if self.out.rtcp_arrived() {
+                        *self.last_rtcp.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+                    }
+                    if playing && self.has_rtcp() && now >= next_sr {
+                        next_sr = now + SR_EVERY;
+                        self.send_report(&sent);
+                    }
+                    if !playing || now < pacer.deadline() {
+                        continue;
+                    }
+                    match self.send_frame(next_frame, &mut sent) {
+                        FrameResult::Sent(ok) => {
                             next_frame += 1;
-                            continue;
+                            pacer.advance(Instant::now());
+                            failures = if ok { 0 } else { failures + 1 };
+                            if failures >= MAX_SEND_FAILURES {
+                                warn!(%peer, session = %self.session, "the client does not accept packets; pausing");
+                                playing = false;
+                                failures = 0;
+                            }
                         }
-                    };
-                    // The lab's timestamp: Unix time in whole seconds.
-                    let timestamp = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs() as u32);
-                    let header = RtpHeader {
-                        marker: false,
-                        payload_type: rtp::PT_JPEG,
-                        sequence,
-                        timestamp,
-                        ssrc: self.ssrc,
-                    };
-                    let mut failed = false;
-                    sequence = rtp::packetize_lab(&jpeg, self.max_payload, header, |p| {
-                        if self.socket.send(p).is_err() {
-                            failed = true;
+                        FrameResult::Skipped => next_frame += 1,
+                        FrameResult::End if self.looping && next_frame > 0 => next_frame = 0,
+                        FrameResult::End => {
+                            info!(%peer, session = %self.session, "end of the file after {next_frame} frames");
+                            playing = false;
                         }
-                    });
-                    next_frame += 1;
-                    pacer.advance(Instant::now());
-                    failures = if failed { failures + 1 } else { 0 };
-                    if failures >= MAX_SEND_FAILURES {
-                        warn!(%peer, session, "the client's RTP port does not accept packets; pausing");
-                        playing = false;
-                        failures = 0;
                     }
                 }
             }
         }
     }
+
+    fn send_frame(&mut self, n: usize, sent: &mut Sent) -> FrameResult {
+        let peer = self.peer;
+        let header = RtpHeader {
+            marker: false,
+            payload_type: rtp::PT_JPEG,
+            sequence: self.sequence,
+            timestamp: self.timestamp(sent.frames),
+            ssrc: self.ssrc,
+        };
+        let mut ok = true;
+        let mut emit = |p: &[u8]| {
+            if self.out.send_rtp(p).is_err() {
+                ok = false;
+            }
+            sent.packets = sent.packets.wrapping_add(1);
+            sent.octets = sent
+                .octets
+                .wrapping_add(p.len().saturating_sub(rtp::HEADER_LEN) as u32);
+        };
+        match &self.source {
+            Source::Lab(file) => match file.frame(n) {
+                Ok(Some(jpeg)) => {
+                    self.sequence = rtp::packetize_lab(&jpeg, self.max_payload, header, &mut emit);
+                }
+                Ok(None) => return FrameResult::End,
+                Err(e) => {
+                    warn!(%peer, session = %self.session, "frame {n} skipped: {e}");
+                    return FrameResult::Skipped;
+                }
+            },
+            Source::Rfc2435(frames) => match frames.frame(n) {
+                Ok(Some(jpeg)) => match rtp_jpeg::carriable(&jpeg) {
+                    Ok(c) => {
+                        self.sequence =
+                            rtp_jpeg::packetize(&c, self.max_payload, header, &mut emit);
+                    }
+                    Err(e) => {
+                        warn!(%peer, session = %self.session, "frame {n} skipped: {e}");
+                        return FrameResult::Skipped;
+                    }
+                },
+                Ok(None) => return FrameResult::End,
+                Err(e) => {
+                    warn!(%peer, session = %self.session, "frame {n} skipped: {e}");
+                    return FrameResult::Skipped;
+                }
+            },
+        }
+        sent.frames += 1;
+        FrameResult::Sent(ok)
+    }
+
+    fn send_report(&self, sent: &Sent) {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let sr = rtcp::sender_report(
+            self.ssrc,
+            rtcp::ntp_from_unix(unix),
+            self.timestamp(sent.frames),
+            sent.packets,
+            sent.octets,
+        );
+        let _ = self.out.send_rtcp(&sr);
+    }
+}
+
+enum FrameResult {
+    /// Sent; false when the socket refused it.
+    Sent(bool),
+    Skipped,
+    End,
 }
 
 /// Serve a file's folder as root; the request target is its name.

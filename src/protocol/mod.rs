@@ -3,9 +3,12 @@
 //! function takes bytes and time as arguments and returns values or actions.
 
 pub mod pacer;
+pub mod rtcp;
 pub mod rtp;
 pub mod rtp_jpeg;
 pub mod rtsp;
+pub mod sdp;
+pub mod server;
 pub mod session;
 pub mod transport;
 
