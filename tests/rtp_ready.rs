@@ -155,11 +155,11 @@ fn eight_sessions_share_one_encode_per_frame() {
                 } else {
                     (0..FRAMES).rev().collect()
                 };
-                let mut got = vec![Arc::new(Vec::new()); FRAMES];
+                let mut got: Vec<Option<Arc<Vec<u8>>>> = vec![None; FRAMES];
                 for n in order {
-                    got[n] = ready.frame(n).unwrap().unwrap();
+                    got[n] = ready.frame(n).unwrap();
                 }
-                got
+                got.into_iter().map(Option::unwrap).collect::<Vec<_>>()
             })
         })
         .collect();

@@ -92,8 +92,9 @@ enum Slot {
     Untouched,
     /// Re-encoded and kept.
     Cached(Arc<Vec<u8>>),
-    /// Needs re-encoding but the cache was full when it was done.
-    OverBudget,
+    /// Needs re-encoding and nothing is kept: the cache was full, or the
+    /// last attempt failed.
+    Reencode,
 }
 
 /// Frames of one file in a form RFC 2435 can carry: untouched where they
@@ -171,7 +172,7 @@ impl RtpReadyFrames {
                 drop(state);
                 return self.read(n, read);
             }
-            Slot::Unseen | Slot::OverBudget => {}
+            Slot::Unseen | Slot::Reencode => {}
         }
         let Some(original) = self.read_vec(n, read)? else {
             return Ok(None);
@@ -182,7 +183,12 @@ impl RtpReadyFrames {
                     *state = Slot::Untouched;
                     return Ok(Some(Arc::new(original)));
                 }
-                Err(why) => self.note_reencode(&why),
+                Err(why) => {
+                    // Counted here, before the attempt, so that a frame that
+                    // fails to decode counts once however often it is asked.
+                    self.note_reencode(&why);
+                    *state = Slot::Reencode;
+                }
             }
         }
         let jpeg =
@@ -196,7 +202,7 @@ impl RtpReadyFrames {
         *state = if self.reserve(jpeg.len()) {
             Slot::Cached(Arc::clone(&jpeg))
         } else {
-            Slot::OverBudget
+            Slot::Reencode
         };
         Ok(Some(jpeg))
     }
@@ -444,7 +450,10 @@ mod tests {
         let e = ready.frame(1).unwrap_err();
         assert_eq!(e.frame_index(), Some(1));
         assert!(e.to_string().contains("frame 1 of test.mjpeg"), "{e}");
+        assert!(ready.frame(1).is_err());
         assert!(ready.frame(2).unwrap().is_some());
+        assert_eq!(ready.reencoded().0, 2);
+        assert_eq!(ready.encodes_done(), 1);
     }
 
     #[test]
