@@ -2,10 +2,9 @@
 //! re-framed (6 digits, raw), damaged copies, the test pattern and the
 //! bundled sample clip.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use proptest::prelude::*;
 use streamlab::media::jpeg;
