@@ -1,7 +1,10 @@
-//! Pure protocol code: RTSP messages, RTP headers, the session state machine
-//! and the pacing schedule. No sockets, no threads, no clock reads: every
-//! function takes bytes and time as arguments and returns values or actions.
+//! Pure protocol code: RTSP messages and URLs, the session state machine
+//! (client and server side), SDP, RTP and RTCP, RTP/JPEG (RFC 2435),
+//! authentication and the pacing schedule. No sockets, no threads, no clock
+//! reads: every function takes bytes and time as arguments and returns
+//! values or actions.
 
+pub mod auth;
 pub mod pacer;
 pub mod rtcp;
 pub mod rtp;
@@ -11,5 +14,6 @@ pub mod sdp;
 pub mod server;
 pub mod session;
 pub mod transport;
+pub mod url;
 
 pub use session::State;
