@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use streamlab::app::{AppOptions, Serve, run_window};
 use streamlab::media::{Framing, pattern};
-use streamlab::net::client::ClientConfig;
+use streamlab::net::client::{ClientConfig, DialectChoice, TransportChoice};
 use streamlab::net::probe::{ProbeLimits, probe};
 use streamlab::net::server::{Server, ServerConfig};
 
@@ -49,24 +49,25 @@ enum Command {
         #[arg(long = "loop")]
         looping: bool,
     },
-    /// Open the window connected to a server (the lab's
-    /// `python ClientLauncher.py HOST PORT RTP_PORT FILE`).
+    /// Open the window connected to a server: an rtsp:// URL, or the lab's
+    /// `python ClientLauncher.py HOST PORT RTP_PORT FILE` fields.
     Play {
-        host: String,
-        port: u16,
-        rtp_port: u16,
-        file: String,
+        /// rtsp://[user:password@]host[:port]/path, or HOST PORT RTP_PORT FILE.
+        #[arg(num_args = 1..=4, required = true, value_name = "URL | HOST PORT RTP_PORT FILE")]
+        target: Vec<String>,
+        #[command(flatten)]
+        how: How,
         /// Press SETUP and PLAY at once.
         #[arg(long)]
         autoplay: bool,
     },
     /// Play headless and print a summary; exits non-zero when nothing played.
     Probe {
-        host: String,
-        port: u16,
-        /// Local UDP port for RTP (0: any free one).
-        rtp_port: u16,
-        file: String,
+        /// rtsp://[user:password@]host[:port]/path, or HOST PORT RTP_PORT FILE.
+        #[arg(num_args = 1..=4, required = true, value_name = "URL | HOST PORT RTP_PORT FILE")]
+        target: Vec<String>,
+        #[command(flatten)]
+        how: How,
         /// Stop after this many frames.
         #[arg(long)]
         frames: Option<u64>,
@@ -90,6 +91,67 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ClipFraming::Lab)]
         framing: ClipFraming,
     },
+}
+
+/// How a client speaks to the server.
+#[derive(clap::Args)]
+struct How {
+    /// auto: standard RTSP first, the lab's when OPTIONS gets no answer.
+    #[arg(long, value_enum, default_value_t = DialectArg::Auto)]
+    dialect: DialectArg,
+    /// How RTP travels (standard RTSP): UDP, or inside the RTSP connection.
+    #[arg(long, value_enum, default_value_t = TransportArg::Udp)]
+    transport: TransportArg,
+    /// Local UDP port for RTP with a URL (0: any free one).
+    #[arg(long, default_value_t = 0)]
+    rtp_port: u16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DialectArg {
+    Auto,
+    Standard,
+    Lab,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TransportArg {
+    Udp,
+    Tcp,
+}
+
+impl How {
+    /// The client's configuration from a URL or the lab's four fields.
+    fn config(&self, target: &[String]) -> anyhow::Result<ClientConfig> {
+        let mut config = match target {
+            [url] => ClientConfig::from_url(url).with_context(|| format!("cannot read {url:?}"))?,
+            [host, port, rtp_port, file] => ClientConfig {
+                host: host.clone(),
+                rtsp_port: port
+                    .parse()
+                    .with_context(|| format!("the RTSP port {port:?} is not a number"))?,
+                rtp_port: rtp_port
+                    .parse()
+                    .with_context(|| format!("the RTP port {rtp_port:?} is not a number"))?,
+                file: file.clone(),
+                ..ClientConfig::default()
+            },
+            _ => bail!("give an rtsp:// URL, or HOST PORT RTP_PORT FILE as the lab does"),
+        };
+        if target.len() == 1 {
+            config.rtp_port = self.rtp_port;
+        }
+        config.dialect = match self.dialect {
+            DialectArg::Auto => DialectChoice::Auto,
+            DialectArg::Standard => DialectChoice::Standard,
+            DialectArg::Lab => DialectChoice::Lab,
+        };
+        config.transport = match self.transport {
+            TransportArg::Udp => TransportChoice::Udp,
+            TransportArg::Tcp => TransportChoice::Tcp,
+        };
+        Ok(config)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -174,45 +236,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Play {
-            host,
-            port,
-            rtp_port,
-            file,
+            target,
+            how,
             autoplay,
         } => {
+            let config = how.config(&target)?;
             run_window(AppOptions {
                 serve: Serve::Nothing,
-                connect: Some(ClientConfig {
-                    host,
-                    rtsp_port: port,
-                    rtp_port,
-                    file,
-                }),
+                connect: Some(config),
                 autoplay,
             })
             .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Probe {
-            host,
-            port,
-            rtp_port,
-            file,
+            target,
+            how,
             frames,
             seconds,
             json,
         } => {
+            let config = how.config(&target)?;
             let cancel = ctrl_c()?;
-            let report = probe(
-                ClientConfig {
-                    host,
-                    rtsp_port: port,
-                    rtp_port,
-                    file,
-                },
-                ProbeLimits { frames, seconds },
-                &cancel,
-            );
+            let report = probe(config, ProbeLimits { frames, seconds }, &cancel);
             if json {
                 println!("{}", report.to_json());
             } else {

@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use streamlab::net::client::{ClientCommand, ClientConfig, ClientEvent, ClientHandle, ClientStats};
+use streamlab::net::client::{
+    ClientCommand, ClientConfig, ClientEvent, ClientHandle, ClientStats, DialectChoice,
+};
 use streamlab::protocol::State;
 
 /// What the reference server sends after PLAY.
@@ -143,6 +145,10 @@ fn config(addr: SocketAddr) -> ClientConfig {
         rtsp_port: addr.port(),
         rtp_port: 0,
         file: "movie.Mjpeg".into(),
+        // The reference emulated here takes one connection: speak its
+        // dialect from the start (auto is tested in tests/python_lab.rs).
+        dialect: DialectChoice::Lab,
+        ..ClientConfig::default()
     }
 }
 

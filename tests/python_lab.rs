@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use crossbeam_channel::Receiver;
 use serde_json::Value;
-use streamlab::net::client::{ClientCommand, ClientConfig, ClientEvent, ClientHandle};
+use streamlab::net::client::{
+    ClientCommand, ClientConfig, ClientEvent, ClientHandle, DialectChoice,
+};
 use streamlab::net::probe::{ProbeLimits, probe};
 use streamlab::protocol::State;
 
@@ -262,11 +264,14 @@ fn our_client_plays_from_python_lab_server() {
         return;
     }
     let (_server, port, _stdout) = start_lab_server(&media_root(), "0.005");
+    // Auto: OPTIONS goes unanswered, as the lab's server does, and the
+    // client falls back to the lab's dialect on a new connection.
     let config = ClientConfig {
         host: "127.0.0.1".into(),
         rtsp_port: port,
         rtp_port: 0,
         file: "movie.Mjpeg".into(),
+        ..ClientConfig::default()
     };
     let limits = ProbeLimits {
         frames: Some(500),
@@ -327,6 +332,9 @@ fn python_lab_server_stays_silent_in_wrong_state_and_our_client_says_so() {
             rtsp_port: port,
             rtp_port: 0,
             file: "movie.Mjpeg".into(),
+            // This test checks the lab's bytes from the first request on.
+            dialect: DialectChoice::Lab,
+            ..ClientConfig::default()
         },
         || {},
     );

@@ -216,6 +216,7 @@ fn stats_are_shown() {
         decode_errors: 5,
         first_frame_ms: Some(87.4),
         ssrc: Some(123456),
+        frames_skipped: 0,
     };
     feed(&mut harness, ClientEvent::Stats(stats));
     for value in [
@@ -345,6 +346,7 @@ fn connect_option_fills_the_connection_bar() {
             rtsp_port: 1025,
             rtp_port: 25000,
             file: "movie.Mjpeg".to_owned(),
+            ..ClientConfig::default()
         }),
         autoplay: false,
     });

@@ -76,6 +76,7 @@ impl ConnectionFields {
             rtsp_port,
             rtp_port,
             file: file.to_owned(),
+            ..ClientConfig::default()
         })
     }
 }

@@ -80,6 +80,7 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) {
             }
             ui.end_row();
             row(ui, "Decode errors", &stats.decode_errors.to_string());
+            row(ui, "Frames skipped", &stats.frames_skipped.to_string());
             row(
                 ui,
                 "First frame",

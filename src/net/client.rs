@@ -15,13 +15,37 @@ use crossbeam_channel::{Receiver, Sender, select};
 use tracing::{debug, warn};
 
 use crate::protocol::State;
+use crate::protocol::auth::{self, Challenge};
 use crate::protocol::rtp::{self, DropReason, LabDepacketizer, RtpChecker, SsrcRule};
-use crate::protocol::rtsp::{Decoder, Dialect, Message, Method};
+use crate::protocol::rtp_jpeg;
+use crate::protocol::rtsp::{Decoder, Dialect, Message, Method, Request, Response};
+use crate::protocol::sdp;
 use crate::protocol::server::LAB_QUIET;
 use crate::protocol::session::{ClientReply, ClientSession};
+use crate::protocol::url::{RtspUrl, UrlError};
 
-/// Where and what to play: the lab's four fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which RTSP to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DialectChoice {
+    /// Standard first; the lab's when the server answers nothing to
+    /// OPTIONS within a second (which is what the lab's server does).
+    #[default]
+    Auto,
+    Standard,
+    Lab,
+}
+
+/// How RTP should travel (standard RTSP only; the lab's is always UDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportChoice {
+    #[default]
+    Udp,
+    /// Inside the RTSP connection: passes firewalls and NAT.
+    Tcp,
+}
+
+/// Where and what to play: the lab's four fields, or a URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientConfig {
     /// Server host name or address.
     pub host: String,
@@ -29,8 +53,64 @@ pub struct ClientConfig {
     pub rtsp_port: u16,
     /// Local UDP port for RTP; 0 picks a free one.
     pub rtp_port: u16,
-    /// The file to ask for (request target), e.g. `movie.Mjpeg`.
+    /// The file to ask for (request target), e.g. `movie.Mjpeg`, or the
+    /// path of a URL (`live/ch0`).
     pub file: String,
+    pub dialect: DialectChoice,
+    pub transport: TransportChoice,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            host: "127.0.0.1".into(),
+            rtsp_port: 8554,
+            rtp_port: 0,
+            file: String::new(),
+            dialect: DialectChoice::Auto,
+            transport: TransportChoice::Udp,
+            user: None,
+            password: None,
+        }
+    }
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("host", &self.host)
+            .field("rtsp_port", &self.rtsp_port)
+            .field("rtp_port", &self.rtp_port)
+            .field("file", &self.file)
+            .field("dialect", &self.dialect)
+            .field("transport", &self.transport)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    /// The fields of an `rtsp://[user:pass@]host[:port]/path` URL.
+    pub fn from_url(url: &str) -> Result<ClientConfig, UrlError> {
+        let u = RtspUrl::parse(url)?;
+        Ok(ClientConfig {
+            file: u.file().to_string(),
+            host: u.host,
+            rtsp_port: u.port,
+            user: u.user,
+            password: u.password,
+            ..ClientConfig::default()
+        })
+    }
+
+    /// The presentation URL, without credentials.
+    pub fn url(&self) -> RtspUrl {
+        RtspUrl::from_fields(&self.host, self.rtsp_port, &self.file)
+    }
 }
 
 /// What the owner asks the engine to do.
@@ -95,6 +175,8 @@ pub struct ClientStats {
     pub first_frame_ms: Option<f64>,
     /// The SSRC of the stream, once a packet was accepted.
     pub ssrc: Option<u32>,
+    /// Whole frames not decoded because decoding or the window fell behind.
+    pub frames_skipped: u64,
 }
 
 impl ClientStats {
@@ -129,6 +211,10 @@ pub enum ClientError {
         "no video arrived within {seconds} s of PLAY. A firewall may be blocking UDP port {port}, or the server sends RTP elsewhere."
     )]
     NoMedia { seconds: u64, port: u16 },
+    #[error("{}", if *had_credentials { "wrong user name or password (401 Unauthorized)" } else { "the server needs a user name and password (401): put them in the URL, rtsp://user:password@host/..." })]
+    Auth { had_credentials: bool },
+    #[error("the stream is {codec}, not Motion-JPEG: Streamlab plays only MJPEG (RTP/JPEG)")]
+    NotJpeg { codec: String },
     #[error("{0}")]
     Other(String),
 }
@@ -314,6 +400,21 @@ impl MediaThreads {
     }
 }
 
+/// Where a standard SETUP is in its sequence of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Options,
+    Describe,
+    Setup,
+}
+
+/// The UDP receive buffer asked for RTP.
+const RTP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
+/// How long auto waits for an answer to OPTIONS before taking the server
+/// for a lab one (the lab's reference server answers nothing to it).
+const AUTO_OPTIONS_WAIT: Duration = Duration::from_secs(1);
+
 struct Engine {
     config: ClientConfig,
     events: Events,
@@ -325,6 +426,22 @@ struct Engine {
     decoder: Decoder,
     session: Option<ClientSession>,
     media: Option<MediaThreads>,
+    /// RTP arriving inside the RTSP connection (TCP transport).
+    interleaved: Option<MediaPath>,
+    params: Arc<Mutex<MediaParams>>,
+    /// The dialect this session speaks, once decided.
+    dialect: Option<Dialect>,
+    step: Option<Step>,
+    /// The presentation URL (PLAY, PAUSE, TEARDOWN) and the track's (SETUP).
+    base_url: String,
+    /// The server listed GET_PARAMETER in Public: the keep-alive to use.
+    get_parameter: bool,
+    auth: Option<Challenge>,
+    nonce_count: u32,
+    /// A 401 already answered once: a second one means wrong credentials.
+    auth_retried: bool,
+    last_request: Option<(Method, String)>,
+    last_sent: Option<Instant>,
     sent_at: Option<Instant>,
     last_bytes: Option<Instant>,
     no_media_told: bool,
@@ -334,6 +451,7 @@ struct Engine {
 
 impl Engine {
     fn new(config: ClientConfig, events: Events) -> Self {
+        let base_url = config.url().request_url();
         Engine {
             config,
             events,
@@ -345,6 +463,17 @@ impl Engine {
             decoder: Decoder::new(),
             session: None,
             media: None,
+            interleaved: None,
+            params: Arc::default(),
+            dialect: None,
+            step: None,
+            base_url,
+            get_parameter: false,
+            auth: None,
+            nonce_count: 0,
+            auth_retried: false,
+            last_request: None,
+            last_sent: None,
             sent_at: None,
             last_bytes: None,
             no_media_told: false,
@@ -398,16 +527,24 @@ impl Engine {
             d = d.min(t + LAB_QUIET);
         }
         if let Some(t) = self.sent_at {
-            d = d.min(t + REPLY_TIMEOUT);
+            d = d.min(t + self.reply_wait());
         }
         d
+    }
+
+    /// How long the request in flight may go unanswered.
+    fn reply_wait(&self) -> Duration {
+        if self.step == Some(Step::Options) && self.config.dialect == DialectChoice::Auto {
+            AUTO_OPTIONS_WAIT
+        } else {
+            REPLY_TIMEOUT
+        }
     }
 
     fn addr(&self) -> String {
         format!("{}:{}", self.config.host, self.config.rtsp_port)
     }
 
-    /// Open the RTSP connection and its reader thread.
     fn connect(&mut self) -> bool {
         if self.stream.is_some() {
             return true;
@@ -453,10 +590,8 @@ impl Engine {
         false
     }
 
-    fn close(&mut self) {
-        if let Some(m) = self.media.take() {
-            m.stop();
-        }
+    /// Drop the RTSP connection but keep the media threads.
+    fn disconnect(&mut self) {
         if let Some(s) = self.stream.take() {
             let _ = s.shutdown(Shutdown::Both);
         }
@@ -464,10 +599,24 @@ impl Engine {
             let _ = r.join();
         }
         self.net_rx = crossbeam_channel::never();
+        self.decoder = Decoder::new();
+    }
+
+    fn close(&mut self) {
+        // The decoder thread ends when every frame sender is gone.
+        self.interleaved = None;
+        if let Some(m) = self.media.take() {
+            m.stop();
+        }
+        self.disconnect();
     }
 
     fn state(&self) -> State {
         self.session.as_ref().map_or(State::Init, |s| s.state())
+    }
+
+    fn standard(&self) -> bool {
+        self.dialect == Some(Dialect::Standard)
     }
 
     fn command(&mut self, cmd: ClientCommand) {
@@ -478,25 +627,82 @@ impl Engine {
             ClientCommand::Teardown => Method::Teardown,
             ClientCommand::Shutdown => return,
         };
-        if method == Method::Setup && self.state() == State::Init {
-            if !self.connect() {
-                return;
-            }
-            if self.media.is_none() {
-                match self.start_media() {
-                    Ok(m) => self.media = Some(m),
-                    Err(e) => return self.events.error(e),
-                }
-            }
-            let port = self.media.as_ref().map_or(0, |m| m.port);
-            if self.session.as_ref().is_none_or(|s| s.pending().is_none()) {
-                self.session = Some(ClientSession::new(
-                    self.config.file.clone(),
-                    port,
-                    Dialect::Lab,
-                ));
+        if method == Method::Setup && self.state() == State::Init && self.step.is_none() {
+            let pending = self.session.as_ref().and_then(|s| s.pending()).is_some();
+            if !pending {
+                let dialect = match self.config.dialect {
+                    DialectChoice::Lab => Dialect::Lab,
+                    DialectChoice::Standard | DialectChoice::Auto => Dialect::Standard,
+                };
+                return self.start_setup(dialect);
             }
         }
+        if let Some(s) = self.session.as_mut()
+            && matches!(s.pending(), Some(Method::GetParameter | Method::Options))
+            && self.step.is_none()
+        {
+            // A keep-alive in flight must not hold up what the user asked.
+            s.abandon_pending();
+        }
+        let url = if self.standard() {
+            self.base_url.clone()
+        } else {
+            self.config.file.clone()
+        };
+        self.send_request(method, url);
+    }
+
+    /// Begin SETUP: the lab's in one request, the standard one as OPTIONS,
+    /// DESCRIBE, SETUP.
+    fn start_setup(&mut self, dialect: Dialect) {
+        if !self.connect() {
+            return;
+        }
+        let udp = dialect == Dialect::Lab || self.config.transport == TransportChoice::Udp;
+        if self.media.is_none() {
+            match self.start_media(udp, dialect == Dialect::Standard) {
+                Ok(m) => self.media = Some(m),
+                Err(e) => return self.events.error(e),
+            }
+        }
+        let port = self.media.as_ref().map_or(0, |m| m.port);
+        self.dialect = Some(dialect);
+        self.auth_retried = false;
+        match dialect {
+            Dialect::Lab => {
+                self.step = None;
+                let file = self.config.file.clone();
+                self.session = Some(ClientSession::new(file.clone(), port, Dialect::Lab));
+                self.send_request(Method::Setup, file);
+            }
+            Dialect::Standard => {
+                self.base_url = self.config.url().request_url();
+                let mut session =
+                    ClientSession::new(self.base_url.clone(), port, Dialect::Standard);
+                if !udp {
+                    session.set_transport("RTP/AVP/TCP;unicast;interleaved=0-1");
+                }
+                self.session = Some(session);
+                self.step = Some(Step::Options);
+                self.send_request(Method::Options, self.base_url.clone());
+            }
+        }
+    }
+
+    /// The lab's server answered nothing to OPTIONS: start again in its
+    /// dialect on a fresh connection (its worker may not survive OPTIONS).
+    fn fall_back_to_lab(&mut self) {
+        debug!("no answer to OPTIONS: speaking the lab's dialect");
+        self.step = None;
+        self.session = None;
+        self.sent_at = None;
+        self.disconnect();
+        self.start_setup(Dialect::Lab);
+    }
+
+    /// Build, authorise, send and log one request.
+    fn send_request(&mut self, method: Method, url: String) {
+        let standard = self.standard();
         let Some(session) = self.session.as_mut() else {
             return self.events.error(ClientError::Other(format!(
                 "{method} needs a session: press SETUP first"
@@ -506,10 +712,17 @@ impl Engine {
             // Leaving must always work, even with a reply outstanding.
             session.abandon_pending();
         }
-        let request = match session.request(method.clone()) {
+        let mut request = match session.request_to(method.clone(), &url) {
             Ok(r) => r,
             Err(e) => return self.events.error(ClientError::Other(e.to_string())),
         };
+        if standard {
+            request.headers.push("User-Agent", "streamlab");
+            if method == Method::Describe {
+                request.headers.push("Accept", "application/sdp");
+            }
+        }
+        let shown = self.authorize(&mut request, &url);
         let bytes = request.to_bytes();
         let Some(stream) = self.stream.as_mut() else {
             return self.events.error(ClientError::ServerGone);
@@ -518,16 +731,45 @@ impl Engine {
             self.server_closed();
             return;
         }
-        self.sent_at = Some(Instant::now());
-        self.wire(Direction::Sent, &bytes);
+        let now = Instant::now();
+        self.sent_at = Some(now);
+        self.last_sent = Some(now);
+        self.last_request = Some((method.clone(), url));
+        self.wire(Direction::Sent, &shown.unwrap_or(bytes));
         if method == Method::Play {
             self.no_media_told = false;
             self.ended_told = false;
             with_stats(&self.stats, |s| {
-                s.play_sent = Some(Instant::now());
+                s.play_sent = Some(now);
                 s.last_packet = None;
             });
         }
+    }
+
+    /// Add Authorization when a challenge was answered before. Returns
+    /// the bytes to show in the transcript, with the credential hidden.
+    fn authorize(&mut self, request: &mut Request, url: &str) -> Option<Vec<u8>> {
+        let challenge = self.auth.as_ref()?;
+        self.nonce_count += 1;
+        let cnonce = format!("{:08x}", rand::random::<u32>());
+        let value = auth::authorization(
+            challenge,
+            &auth::Answer {
+                user: self.config.user.as_deref().unwrap_or(""),
+                password: self.config.password.as_deref().unwrap_or(""),
+                method: request.method.as_str(),
+                uri: url,
+                nonce_count: self.nonce_count,
+                cnonce: &cnonce,
+            },
+        );
+        let scheme = value.split(' ').next().unwrap_or("").to_string();
+        let mut shown = request.clone();
+        shown
+            .headers
+            .push("Authorization", format!("{scheme} (hidden)"));
+        request.headers.push("Authorization", value);
+        Some(shown.to_bytes())
     }
 
     fn wire(&self, direction: Direction, bytes: &[u8]) {
@@ -544,41 +786,19 @@ impl Engine {
             match m {
                 Ok(Message::Response(resp)) => {
                     self.wire(Direction::Received, &raw);
-                    let Some(session) = self.session.as_mut() else {
-                        continue;
-                    };
-                    match session.handle_response(&resp) {
-                        ClientReply::Done { to, .. } => {
-                            self.sent_at = None;
-                            let session_id = session.session().map(str::to_string);
-                            self.events.send(ClientEvent::State {
-                                state: to,
-                                session: session_id,
-                            });
-                            if to == State::Init {
-                                self.session = None;
-                            }
-                        }
-                        ClientReply::Failed {
-                            method,
-                            status,
-                            reason,
-                        } => {
-                            self.sent_at = None;
-                            self.events.error(ClientError::Status {
-                                method: method.to_string(),
-                                code: status,
-                                reason,
-                            });
-                        }
-                        ClientReply::Unexpected => debug!("reply to no pending request"),
-                    }
+                    self.on_response(&resp);
                 }
                 Ok(Message::Request(req)) => {
                     self.wire(Direction::Received, &raw);
                     debug!("server sent a request ({}); not answered", req.method);
                 }
-                Ok(Message::Interleaved { .. }) => {}
+                Ok(Message::Interleaved { channel, payload }) => {
+                    if channel == 0
+                        && let Some(path) = self.interleaved.as_mut()
+                    {
+                        path.handle(&payload);
+                    }
+                }
                 Err(e) => {
                     self.wire(Direction::Received, &raw);
                     self.events.error(ClientError::Other(format!(
@@ -589,26 +809,180 @@ impl Engine {
         }
     }
 
-    fn check_reply_timeout(&mut self, now: Instant) {
-        if self.sent_at.is_some_and(|t| now >= t + REPLY_TIMEOUT) {
-            self.sent_at = None;
-            if let Some(m) = self.session.as_mut().and_then(|s| s.abandon_pending()) {
-                if m == Method::Setup && self.state() == State::Init {
+    fn on_response(&mut self, resp: &Response) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        match session.handle_response(resp) {
+            ClientReply::Done { method, to, .. } => {
+                self.sent_at = None;
+                self.auth_retried = false;
+                match method {
+                    Method::Options => {
+                        self.get_parameter = resp
+                            .headers
+                            .get("Public")
+                            .is_some_and(|p| p.contains("GET_PARAMETER"));
+                        if self.step == Some(Step::Options) {
+                            self.step = Some(Step::Describe);
+                            self.send_request(Method::Describe, self.base_url.clone());
+                        }
+                    }
+                    Method::Describe => self.described(resp),
+                    Method::Setup | Method::Play | Method::Pause | Method::Teardown => {
+                        self.step = None;
+                        let session_id = self
+                            .session
+                            .as_ref()
+                            .and_then(|s| s.session())
+                            .map(str::to_string);
+                        self.events.send(ClientEvent::State {
+                            state: to,
+                            session: session_id,
+                        });
+                        if to == State::Init {
+                            self.session = None;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            ClientReply::Failed {
+                method,
+                status,
+                reason,
+            } => {
+                self.sent_at = None;
+                if status == 401 && self.answer_challenge(resp) {
+                    return;
+                }
+                let error = if status == 401 {
+                    ClientError::Auth {
+                        had_credentials: self.config.user.is_some(),
+                    }
+                } else {
+                    ClientError::Status {
+                        method: method.to_string(),
+                        code: status,
+                        reason,
+                    }
+                };
+                self.events.error(error);
+                if self.step.take().is_some() {
                     self.session = None;
                 }
-                self.events.error(ClientError::NoReply {
-                    method: m.to_string(),
-                    seconds: REPLY_TIMEOUT.as_secs(),
-                });
             }
+            ClientReply::Unexpected => debug!("reply to no pending request"),
+        }
+    }
+
+    /// Answer a 401 once with the credentials we have; false if we cannot.
+    fn answer_challenge(&mut self, resp: &Response) -> bool {
+        if self.config.user.is_none() || self.auth_retried {
+            return false;
+        }
+        let challenge = match auth::choose(&resp.headers.get_all("WWW-Authenticate")) {
+            Ok(c) => c,
+            Err(e) => {
+                self.events.error(ClientError::Other(e.to_string()));
+                return false;
+            }
+        };
+        self.auth = Some(challenge);
+        self.nonce_count = 0;
+        self.auth_retried = true;
+        let Some((method, url)) = self.last_request.clone() else {
+            return false;
+        };
+        self.send_request(method, url);
+        true
+    }
+
+    /// DESCRIBE answered: find the MJPEG track and SETUP it.
+    fn described(&mut self, resp: &Response) {
+        let fail = |this: &mut Self, e: ClientError| {
+            this.events.error(e);
+            this.step = None;
+            this.session = None;
+        };
+        let description = match sdp::parse(&resp.body) {
+            Ok(d) => d,
+            Err(e) => {
+                return fail(
+                    self,
+                    ClientError::Other(format!("the stream's description: {e}")),
+                );
+            }
+        };
+        let video: Vec<&sdp::Media> = description
+            .media
+            .iter()
+            .filter(|m| m.kind == "video")
+            .collect();
+        let Some((media, pt)) = video
+            .iter()
+            .find_map(|m| m.jpeg_payload_type().map(|pt| (*m, pt)))
+        else {
+            let codec = video
+                .first()
+                .and_then(|m| m.formats.first().and_then(|&pt| m.encoding(pt)))
+                .unwrap_or_else(|| "no video".to_string());
+            return fail(self, ClientError::NotJpeg { codec });
+        };
+        {
+            let mut p = self.params.lock().unwrap_or_else(|e| e.into_inner());
+            p.payload_type = pt;
+            p.dimensions = media.dimensions;
+        }
+        let base = resp
+            .headers
+            .get("Content-Base")
+            .or_else(|| resp.headers.get("Content-Location"))
+            .map(str::to_string)
+            .unwrap_or_else(|| self.base_url.clone());
+        let track = sdp::join_control(&base, media.control.as_deref().unwrap_or("*"));
+        if let Some(c) = description.session_control.as_deref()
+            && c != "*"
+        {
+            self.base_url = sdp::join_control(&base, c);
+        } else {
+            self.base_url = base;
+        }
+        self.step = Some(Step::Setup);
+        self.send_request(Method::Setup, track);
+    }
+
+    fn check_reply_timeout(&mut self, now: Instant) {
+        let Some(t) = self.sent_at else {
+            return;
+        };
+        if now < t + self.reply_wait() {
+            return;
+        }
+        if self.step == Some(Step::Options) && self.config.dialect == DialectChoice::Auto {
+            return self.fall_back_to_lab();
+        }
+        self.sent_at = None;
+        if let Some(m) = self.session.as_mut().and_then(|s| s.abandon_pending()) {
+            if self.step.take().is_some() || (m == Method::Setup && self.state() == State::Init) {
+                self.session = None;
+            }
+            self.events.error(ClientError::NoReply {
+                method: m.to_string(),
+                seconds: REPLY_TIMEOUT.as_secs(),
+            });
         }
     }
 
     fn server_closed(&mut self) {
+        if self.step == Some(Step::Options) && self.config.dialect == DialectChoice::Auto {
+            return self.fall_back_to_lab();
+        }
         let had_session = self.session.is_some();
         self.close();
         let was = self.state();
         self.session = None;
+        self.step = None;
         self.sent_at = None;
         if was != State::Init || had_session {
             self.events.send(ClientEvent::State {
@@ -617,6 +991,28 @@ impl Engine {
             });
         }
         self.events.error(ClientError::ServerGone);
+    }
+
+    /// Keep a standard session alive at half its timeout.
+    fn keep_alive(&mut self, now: Instant) {
+        if !self.standard() || self.step.is_some() {
+            return;
+        }
+        let Some(session) = self.session.as_ref() else {
+            return;
+        };
+        if session.session().is_none() || session.pending().is_some() {
+            return;
+        }
+        let every = Duration::from_secs(session.session_timeout().unwrap_or(60).max(2) / 2);
+        if self.last_sent.is_some_and(|t| now >= t + every) {
+            let method = if self.get_parameter {
+                Method::GetParameter
+            } else {
+                Method::Options
+            };
+            self.send_request(method, self.base_url.clone());
+        }
     }
 
     fn tick(&mut self, now: Instant) {
@@ -640,6 +1036,7 @@ impl Engine {
             self.last_stats = Some(stats.clone());
             self.events.send(ClientEvent::Stats(stats));
         }
+        self.keep_alive(now);
         if state != State::Playing {
             return;
         }
@@ -660,8 +1057,6 @@ impl Engine {
         }
     }
 
-    /// On the way out: TEARDOWN if a session exists, waiting briefly for
-    /// the reply so the server frees the session at once.
     fn teardown_on_exit(&mut self) {
         if self.state() == State::Init {
             return;
@@ -688,50 +1083,79 @@ impl Engine {
         }
     }
 
-    /// Bind the RTP port and start the receiver and decoder threads.
-    fn start_media(&mut self) -> Result<MediaThreads, ClientError> {
-        let port = self.config.rtp_port;
-        let socket = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| ClientError::RtpPort {
-            port,
-            reason: e.to_string(),
-        })?;
-        let port = socket.local_addr().map(|a| a.port()).unwrap_or(port);
-        let _ = socket.set_read_timeout(Some(Duration::from_millis(250)));
+    /// Start the decoder thread and, for UDP, bind the RTP port and start
+    /// the receiver; for TCP, RTP comes through the RTSP connection.
+    fn start_media(&mut self, udp: bool, even_port: bool) -> Result<MediaThreads, ClientError> {
         let stop = Arc::new(AtomicBool::new(false));
         let (frames_tx, frames_rx) = crossbeam_channel::bounded::<rtp::JpegFrame>(4);
-        let receiver = RtpReceiver {
-            socket,
-            server_ip: self.server_ip,
-            stats: self.stats.clone(),
-            stop: stop.clone(),
-            frames: frames_tx,
-        };
+        let path = MediaPath::new(self.params.clone(), self.stats.clone(), frames_tx);
         let decoder = FrameDecoder {
             frames: frames_rx,
             events: self.events.clone(),
             stats: self.stats.clone(),
         };
-        let mut threads = Vec::new();
         let spawn_err =
             |e: std::io::Error| ClientError::Other(format!("cannot start a thread: {e}"));
-        threads.push(
-            std::thread::Builder::new()
-                .name("rtp-receive".into())
-                .spawn(move || receiver.run())
-                .map_err(spawn_err)?,
-        );
-        threads.push(
+        let mut threads = vec![
             std::thread::Builder::new()
                 .name("jpeg-decode".into())
                 .spawn(move || decoder.run())
                 .map_err(spawn_err)?,
-        );
+        ];
+        let mut port = 0;
+        if udp {
+            let socket = bind_rtp(self.config.rtp_port, even_port)?;
+            port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+            // A 1080p frame is a burst of a hundred packets or more; the
+            // default buffer (about 200 KB) loses the tail of one when the
+            // receiver is a moment late. The kernel caps the size asked.
+            let sock = socket2::SockRef::from(&socket);
+            let _ = sock.set_recv_buffer_size(RTP_RECEIVE_BUFFER);
+            debug!(
+                "RTP receive buffer: {} bytes",
+                sock.recv_buffer_size().unwrap_or(0)
+            );
+            let _ = socket.set_read_timeout(Some(Duration::from_millis(250)));
+            let receiver = RtpReceiver {
+                socket,
+                server_ip: self.server_ip,
+                stop: stop.clone(),
+                path,
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("rtp-receive".into())
+                    .spawn(move || receiver.run())
+                    .map_err(spawn_err)?,
+            );
+        } else {
+            self.interleaved = Some(path);
+        }
         Ok(MediaThreads {
             stop,
             threads,
             port,
         })
     }
+}
+
+/// Bind the RTP port: the one asked for, or a free one; standard RTP
+/// wants it even (RTCP takes the odd one after it).
+fn bind_rtp(port: u16, even: bool) -> Result<UdpSocket, ClientError> {
+    let err = |e: std::io::Error| ClientError::RtpPort {
+        port,
+        reason: e.to_string(),
+    };
+    if port != 0 || !even {
+        return UdpSocket::bind(("0.0.0.0", port)).map_err(err);
+    }
+    for _ in 0..32 {
+        let s = UdpSocket::bind(("0.0.0.0", 0)).map_err(err)?;
+        if s.local_addr().map(|a| a.port() % 2 == 0).unwrap_or(false) {
+            return Ok(s);
+        }
+    }
+    UdpSocket::bind(("0.0.0.0", 0)).map_err(err)
 }
 
 fn read_loop(mut stream: TcpStream, tx: Sender<NetInput>) {
@@ -751,20 +1175,125 @@ fn read_loop(mut stream: TcpStream, tx: Sender<NetInput>) {
     let _ = tx.send(NetInput::Closed);
 }
 
-/// Receives, checks and reassembles RTP; hands whole JPEGs to the decoder.
-struct RtpReceiver {
-    socket: UdpSocket,
-    server_ip: Option<IpAddr>,
+/// What the receiving side learns from the SDP.
+#[derive(Debug, Clone, Copy)]
+struct MediaParams {
+    payload_type: u8,
+    /// `a=x-dimensions`, for frames over 2040 px.
+    dimensions: Option<(u16, u16)>,
+}
+
+impl Default for MediaParams {
+    fn default() -> Self {
+        MediaParams {
+            payload_type: rtp::PT_JPEG,
+            dimensions: None,
+        }
+    }
+}
+
+/// The payload format, told by the first packet: the lab's whole JPEG
+/// starts with FFD8, an RFC 2435 payload with its 8-byte header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PayloadKind {
+    Lab,
+    Rfc2435,
+}
+
+/// Checks and reassembles RTP packets, from UDP or from the RTSP
+/// connection, and hands whole JPEGs to the decoder.
+struct MediaPath {
+    checker: RtpChecker,
+    kind: Option<PayloadKind>,
+    lab: LabDepacketizer,
+    rfc: rtp_jpeg::Depacketizer,
+    params: Arc<Mutex<MediaParams>>,
+    applied: (u8, Option<(u16, u16)>),
     stats: SharedStats,
-    stop: Arc<AtomicBool>,
     frames: Sender<rtp::JpegFrame>,
 }
 
+impl MediaPath {
+    fn new(
+        params: Arc<Mutex<MediaParams>>,
+        stats: SharedStats,
+        frames: Sender<rtp::JpegFrame>,
+    ) -> Self {
+        MediaPath {
+            checker: RtpChecker::new(rtp::PT_JPEG, SsrcRule::First),
+            kind: None,
+            lab: LabDepacketizer::new(),
+            rfc: rtp_jpeg::Depacketizer::new(None),
+            params,
+            applied: (rtp::PT_JPEG, None),
+            stats,
+            frames,
+        }
+    }
+
+    fn drop_packet(&self, reason: DropReason) {
+        with_stats(&self.stats, |s| {
+            *s.stats
+                .dropped
+                .entry(reason.name().to_string())
+                .or_default() += 1;
+        })
+    }
+
+    fn handle(&mut self, buf: &[u8]) {
+        let p = *self.params.lock().unwrap_or_else(|e| e.into_inner());
+        if (p.payload_type, p.dimensions) != self.applied {
+            self.applied = (p.payload_type, p.dimensions);
+            self.checker.set_payload_type(p.payload_type);
+            self.rfc = rtp_jpeg::Depacketizer::new(p.dimensions);
+        }
+        let accepted = match self.checker.check(buf) {
+            Ok(a) => a,
+            Err(reason) => return self.drop_packet(reason),
+        };
+        with_stats(&self.stats, |s| {
+            s.stats.packets += 1;
+            s.stats.bytes += accepted.packet.payload.len() as u64;
+            s.stats.lost += accepted.lost as u64;
+            s.stats.ssrc = Some(accepted.packet.header.ssrc);
+            s.last_packet = Some(Instant::now());
+        });
+        let kind =
+            *self
+                .kind
+                .get_or_insert(if accepted.packet.payload.starts_with(&[0xff, 0xd8]) {
+                    PayloadKind::Lab
+                } else {
+                    PayloadKind::Rfc2435
+                });
+        let result = match kind {
+            PayloadKind::Lab => self.lab.push(&accepted),
+            PayloadKind::Rfc2435 => self.rfc.push(&accepted),
+        };
+        match result {
+            Ok(Some(frame)) => {
+                if self.frames.try_send(frame).is_err() {
+                    debug!("decoder behind; frame skipped");
+                    with_stats(&self.stats, |s| s.stats.frames_skipped += 1);
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => self.drop_packet(reason),
+        }
+    }
+}
+
+/// Receives RTP over UDP, from the server's address only.
+struct RtpReceiver {
+    socket: UdpSocket,
+    server_ip: Option<IpAddr>,
+    stop: Arc<AtomicBool>,
+    path: MediaPath,
+}
+
 impl RtpReceiver {
-    fn run(self) {
+    fn run(mut self) {
         let mut buf = vec![0u8; 65_536];
-        let mut checker = RtpChecker::new(rtp::PT_JPEG, SsrcRule::First);
-        let mut depacketizer = LabDepacketizer::new();
         while !self.stop.load(Ordering::SeqCst) {
             let (n, from) = match self.socket.recv_from(&mut buf) {
                 Ok(v) => v,
@@ -782,41 +1311,11 @@ impl RtpReceiver {
                     continue;
                 }
             };
-            let drop = |reason: DropReason| {
-                with_stats(&self.stats, |s| {
-                    *s.stats
-                        .dropped
-                        .entry(reason.name().to_string())
-                        .or_default() += 1;
-                })
-            };
             if self.server_ip.is_some_and(|ip| !same_host(ip, from.ip())) {
-                drop(DropReason::Source);
+                self.path.drop_packet(DropReason::Source);
                 continue;
             }
-            let accepted = match checker.check(&buf[..n]) {
-                Ok(a) => a,
-                Err(reason) => {
-                    drop(reason);
-                    continue;
-                }
-            };
-            with_stats(&self.stats, |s| {
-                s.stats.packets += 1;
-                s.stats.bytes += accepted.packet.payload.len() as u64;
-                s.stats.lost += accepted.lost as u64;
-                s.stats.ssrc = Some(accepted.packet.header.ssrc);
-                s.last_packet = Some(Instant::now());
-            });
-            match depacketizer.push(&accepted) {
-                Ok(Some(frame)) => {
-                    if self.frames.try_send(frame).is_err() {
-                        debug!("decoder behind; frame skipped");
-                    }
-                }
-                Ok(None) => {}
-                Err(reason) => drop(reason),
-            }
+            self.path.handle(&buf[..n]);
         }
     }
 }
@@ -842,6 +1341,7 @@ impl FrameDecoder {
         let mut number = 0u64;
         for frame in self.frames.iter() {
             if self.events.backlog() > MAX_QUEUED_EVENTS {
+                with_stats(&self.stats, |s| s.stats.frames_skipped += 1);
                 continue;
             }
             match decode_rgba(&frame.jpeg) {

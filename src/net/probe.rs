@@ -57,6 +57,7 @@ impl ProbeReport {
             "decode_errors": self.stats.decode_errors,
             "first_frame_ms": self.stats.first_frame_ms,
             "ssrc": self.stats.ssrc,
+            "frames_skipped": self.stats.frames_skipped,
             "width": self.width,
             "height": self.height,
             "ended": self.ended,

@@ -171,6 +171,15 @@ impl RtpChecker {
         }
     }
 
+    /// Expect another payload type (a camera's SDP may name a dynamic one).
+    pub fn set_payload_type(&mut self, pt: u8) {
+        self.payload_type = pt;
+    }
+
+    pub fn payload_type(&self) -> u8 {
+        self.payload_type
+    }
+
     /// Check one datagram. On success the checker remembers its sequence
     /// number and timestamp.
     pub fn check<'a>(&mut self, buf: &'a [u8]) -> Result<Accepted<'a>, DropReason> {

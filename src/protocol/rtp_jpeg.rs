@@ -249,8 +249,10 @@ fn check_standard_huffman(mut body: &[u8]) -> Result<(), CarryError> {
 }
 
 /// Split a carriable JPEG into RFC 2435 packets of at most `max_payload`
-/// bytes of RTP payload, tables in-band (Q 255) in the first, the marker
-/// bit on the last. Returns the next sequence number.
+/// bytes of RTP payload (the first carries the 128 bytes of tables and at
+/// least one byte of scan, so it may exceed a `max_payload` below 145),
+/// tables in-band (Q 255) in the first, the marker bit on the last.
+/// Returns the next sequence number.
 pub fn packetize(
     frame: &Carriable<'_>,
     max_payload: usize,
@@ -379,9 +381,11 @@ impl Depacketizer {
             let Some(tables) = tables else {
                 return Err(DropReason::Fragment);
             };
-            let layout = match type_code & 63 {
-                0 => Layout::Yuv422,
-                1 => Layout::Yuv420,
+            // Types 128-255 are assigned per session by other means; only
+            // 0/1 and their restart-marker forms 64/65 are understood.
+            let layout = match type_code {
+                0 | 64 => Layout::Yuv422,
+                1 | 65 => Layout::Yuv420,
                 _ => return Err(DropReason::NotJpeg),
             };
             let (mut width, mut height) = (w8 as u16 * 8, h8 as u16 * 8);

@@ -109,6 +109,15 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a header that may repeat (WWW-Authenticate).
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// Append a header (no check for duplicates: RTSP allows repeats).
     pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.0.push((name.into(), value.into()));

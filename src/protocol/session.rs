@@ -100,6 +100,10 @@ pub struct ClientSession {
     state: State,
     cseq: u32,
     session: Option<String>,
+    /// Seconds the server keeps an idle session (`Session: id;timeout=N`).
+    timeout: Option<u64>,
+    /// The Transport value for SETUP, when not the default for the dialect.
+    transport: Option<String>,
     pending: Option<(Method, u32)>,
 }
 
@@ -114,8 +118,24 @@ impl ClientSession {
             state: State::Init,
             cseq: 0,
             session: None,
+            timeout: None,
+            transport: None,
             pending: None,
         }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Ask for this Transport in SETUP (e.g. `RTP/AVP/TCP;unicast;interleaved=0-1`).
+    pub fn set_transport(&mut self, spec: impl Into<String>) {
+        self.transport = Some(spec.into());
+    }
+
+    /// How long the server keeps the session without a request, if it said.
+    pub fn session_timeout(&self) -> Option<u64> {
+        self.timeout
     }
 
     pub fn state(&self) -> State {
@@ -141,8 +161,16 @@ impl ClientSession {
         self.pending.take().map(|(m, _)| m)
     }
 
-    /// Build the next request for `method`, if the state allows it.
+    /// Build the next request for `method` to the session's target.
     pub fn request(&mut self, method: Method) -> Result<Request, ClientSessionError> {
+        let target = self.target.clone();
+        self.request_to(method, &target)
+    }
+
+    /// Build the next request for `method` to `url` (standard RTSP names
+    /// the track URL in SETUP and the presentation URL elsewhere), if the
+    /// state allows it.
+    pub fn request_to(&mut self, method: Method, url: &str) -> Result<Request, ClientSessionError> {
         if let Some((m, _)) = &self.pending {
             return Err(ClientSessionError::Busy(m.to_string()));
         }
@@ -155,10 +183,11 @@ impl ClientSession {
             });
         }
         self.cseq += 1;
-        let mut r = Request::new(method.clone(), self.target.clone(), self.dialect);
+        let mut r = Request::new(method.clone(), url, self.dialect);
         r.headers.push("CSeq", self.cseq.to_string());
         if method == Method::Setup {
             let transport = match self.dialect {
+                _ if self.transport.is_some() => self.transport.clone().unwrap_or_default(),
                 // Byte for byte what the lab's clients write.
                 Dialect::Lab => format!("RTP/UDP; client_port= {}", self.rtp_port),
                 Dialect::Standard => format!(
@@ -198,6 +227,11 @@ impl ClientSession {
             && let Some(id) = resp.headers.session()
         {
             self.session = Some(id.to_string());
+            self.timeout = resp.headers.get("Session").and_then(|v| {
+                v.split(';')
+                    .filter_map(|p| p.trim().strip_prefix("timeout="))
+                    .find_map(|t| t.trim().parse().ok())
+            });
         }
         if to == State::Init {
             self.session = None;
