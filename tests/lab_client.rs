@@ -110,7 +110,7 @@ fn now_secs() -> u32 {
 }
 
 fn wait_for(client: &ClientHandle, what: &str, mut f: impl FnMut(&ClientEvent) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let ev = client
             .events()
@@ -157,10 +157,10 @@ fn our_client_plays_every_frame_from_a_lab_reference_server() {
     let frames = Arc::new(movie_frames());
     let f2 = frames.clone();
     let (addr, server) = reference_server(Arc::new(move |sock, to| {
-        // The reference waits 50 ms per frame; 4 ms keeps the test short
+        // The reference waits 50 ms per frame; 10 ms keeps the test short
         // and changes nothing on the wire.
         for (i, f) in f2.iter().enumerate() {
-            std::thread::sleep(Duration::from_millis(4));
+            std::thread::sleep(Duration::from_millis(10));
             sock.send_to(&lab_packet(i as u16 + 1, now_secs(), 0, f), to)
                 .unwrap();
         }

@@ -408,6 +408,8 @@ enum Step {
     Setup,
 }
 
+/// Whole frames waiting for the decoder before new ones are skipped.
+const DECODE_QUEUE: usize = 16;
 /// The UDP receive buffer asked for RTP.
 const RTP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 
@@ -1087,7 +1089,9 @@ impl Engine {
     /// the receiver; for TCP, RTP comes through the RTSP connection.
     fn start_media(&mut self, udp: bool, even_port: bool) -> Result<MediaThreads, ClientError> {
         let stop = Arc::new(AtomicBool::new(false));
-        let (frames_tx, frames_rx) = crossbeam_channel::bounded::<rtp::JpegFrame>(4);
+        // Empty while decoding keeps up; the slack absorbs the decoder
+        // being descheduled for a moment on a busy machine.
+        let (frames_tx, frames_rx) = crossbeam_channel::bounded::<rtp::JpegFrame>(DECODE_QUEUE);
         let path = MediaPath::new(self.params.clone(), self.stats.clone(), frames_tx);
         let decoder = FrameDecoder {
             frames: frames_rx,
