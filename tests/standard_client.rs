@@ -412,3 +412,39 @@ fn auto_speaks_standard_to_our_server() {
     });
     assert!(first.unwrap().starts_with("OPTIONS "));
 }
+
+/// TEARDOWN then SETUP again on the same engine: the second session has a
+/// new SSRC and new sequence numbers, and must play like the first.
+fn second_session_plays(dialect: DialectChoice) {
+    let server = server(media_root(), 50);
+    let mut cfg = standard(
+        server.local_addr().port(),
+        "movie.Mjpeg",
+        TransportChoice::Udp,
+    );
+    cfg.dialect = dialect;
+    let client = ClientHandle::spawn(cfg, || {});
+    for round in 0..2 {
+        client.send(ClientCommand::Setup);
+        wait_for(&client, "READY", state_is(State::Ready));
+        client.send(ClientCommand::Play);
+        let mut n = 0;
+        wait_for(&client, &format!("frames in session {round}"), |e| {
+            n += matches!(e, ClientEvent::Frame(_)) as u32;
+            n == 5
+        });
+        client.send(ClientCommand::Teardown);
+        wait_for(&client, "INIT", state_is(State::Init));
+    }
+    client.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn setup_again_after_teardown_plays_standard() {
+    second_session_plays(DialectChoice::Standard);
+}
+
+#[test]
+fn setup_again_after_teardown_plays_lab() {
+    second_session_plays(DialectChoice::Lab);
+}

@@ -604,12 +604,18 @@ impl Engine {
         self.decoder = Decoder::new();
     }
 
-    fn close(&mut self) {
+    /// Stop receiving: the next session starts with fresh checks (its
+    /// SSRC and sequence numbers are new) and a fresh port.
+    fn end_media(&mut self) {
         // The decoder thread ends when every frame sender is gone.
         self.interleaved = None;
         if let Some(m) = self.media.take() {
             m.stop();
         }
+    }
+
+    fn close(&mut self) {
+        self.end_media();
         self.disconnect();
     }
 
@@ -844,6 +850,7 @@ impl Engine {
                         });
                         if to == State::Init {
                             self.session = None;
+                            self.end_media();
                         }
                     }
                     _ => {}
