@@ -164,7 +164,7 @@ impl Controls {
 pub fn command_name(command: ClientCommand) -> &'static str {
     match command {
         ClientCommand::Setup => "SETUP",
-        ClientCommand::Play => "PLAY",
+        ClientCommand::Play | ClientCommand::PlayFrom { .. } => "PLAY",
         ClientCommand::Pause => "PAUSE",
         ClientCommand::Teardown => "TEARDOWN",
         ClientCommand::Shutdown => "TEARDOWN (closing)",

@@ -95,6 +95,9 @@ impl PlayerView {
         match command {
             ClientCommand::Setup => self.state == State::Init,
             ClientCommand::Play => self.state == State::Ready,
+            ClientCommand::PlayFrom { .. } => {
+                matches!(self.state, State::Ready | State::Playing)
+            }
             ClientCommand::Pause => self.state == State::Playing,
             ClientCommand::Teardown => matches!(self.state, State::Ready | State::Playing),
             ClientCommand::Shutdown => true,
@@ -191,6 +194,7 @@ impl PlayerView {
                         .to_owned(),
                 );
             }
+            ClientEvent::Notice(notice) => self.notice = Some(notice),
             ClientEvent::Stopped => self.reset_session(),
         }
         None

@@ -32,6 +32,8 @@ pub struct ProbeReport {
     pub torn_down: bool,
     /// Errors, as shown to a user.
     pub errors: Vec<String>,
+    /// Notices (e.g. RTP moved from UDP to TCP by itself).
+    pub notices: Vec<String>,
 }
 
 impl ProbeReport {
@@ -63,6 +65,7 @@ impl ProbeReport {
             "ended": self.ended,
             "torn_down": self.torn_down,
             "errors": self.errors,
+            "notices": self.notices,
         })
     }
 
@@ -149,6 +152,7 @@ pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -
                 report.ended = true;
                 break;
             }
+            ClientEvent::Notice(n) => report.notices.push(n),
             ClientEvent::Wire(_) => {}
             ClientEvent::Stopped => break,
         }

@@ -5,6 +5,7 @@
 //! values or actions.
 
 pub mod auth;
+pub mod client;
 pub mod pacer;
 pub mod rtcp;
 pub mod rtp;
