@@ -74,6 +74,9 @@ enum Command {
         /// Stop after this many seconds of playing.
         #[arg(long)]
         seconds: Option<f64>,
+        /// PLAY from this many seconds into the stream (Range: npt=S-).
+        #[arg(long, value_name = "SECONDS")]
+        start: Option<f64>,
         /// Print one JSON object instead of a sentence.
         #[arg(long)]
         json: bool,
@@ -254,11 +257,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             how,
             frames,
             seconds,
+            start,
             json,
         } => {
             let config = how.config(&target)?;
             let cancel = ctrl_c()?;
-            let report = probe(config, ProbeLimits { frames, seconds }, &cancel);
+            let limits = ProbeLimits {
+                frames,
+                seconds,
+                start,
+            };
+            let report = probe(config, limits, &cancel);
             if json {
                 println!("{}", report.to_json());
             } else {

@@ -275,7 +275,7 @@ fn our_client_plays_from_python_lab_server() {
     };
     let limits = ProbeLimits {
         frames: Some(500),
-        seconds: None,
+        ..ProbeLimits::default()
     };
     let report = probe(config, limits, &crossbeam_channel::never());
     let s = report.summary();

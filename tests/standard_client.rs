@@ -448,3 +448,174 @@ fn setup_again_after_teardown_plays_standard() {
 fn setup_again_after_teardown_plays_lab() {
     second_session_plays(DialectChoice::Lab);
 }
+
+/// A TCP relay to `server` that rewrites `client_port=` in each request to
+/// a UDP port nobody reads, as a NAT that loses UDP would: RTSP gets
+/// through, RTP never arrives.
+fn udp_losing_relay(server: SocketAddr) -> (SocketAddr, std::net::UdpSocket) {
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((client, _)) = listener.accept() else {
+            return;
+        };
+        let upstream = std::net::TcpStream::connect(server).unwrap();
+        let (mut c_read, mut u_write) =
+            (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+        let (mut u_read, mut c_write) = (upstream, client);
+        std::thread::spawn(move || std::io::copy(&mut u_read, &mut c_write));
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = c_read.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let out = match text.find("client_port=") {
+                Some(at) => {
+                    let value = at + "client_port=".len();
+                    let end = text[value..]
+                        .find([';', '\r', '\n'])
+                        .map_or(text.len(), |e| value + e);
+                    format!(
+                        "{}{}-{}{}",
+                        &text[..value],
+                        hole_port,
+                        hole_port + 1,
+                        &text[end..]
+                    )
+                    .into_bytes()
+                }
+                None => buf[..n].to_vec(),
+            };
+            if u_write.write_all(&out).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, hole)
+}
+
+#[test]
+fn udp_that_brings_nothing_moves_to_tcp_and_says_so() {
+    let server = server(media_root(), 50);
+    let (relay, _hole) = udp_losing_relay(server.local_addr());
+    let client = ClientHandle::spawn(
+        standard(relay.port(), "movie.Mjpeg", TransportChoice::Udp),
+        || {},
+    );
+    client.send(ClientCommand::Setup);
+    wait_for(&client, "READY", state_is(State::Ready));
+    client.send(ClientCommand::Play);
+    let started = Instant::now();
+    let mut notice = None;
+    let mut states = Vec::new();
+    let mut sent = Vec::new();
+    let mut n = 0;
+    wait_for(&client, "20 frames after the switch", |e| {
+        match e {
+            ClientEvent::Notice(text) => notice = Some(text.clone()),
+            ClientEvent::State { state, .. } => states.push(*state),
+            ClientEvent::Wire(w) if w.direction == Direction::Sent => {
+                sent.push(w.text.lines().next().unwrap_or("").to_string())
+            }
+            ClientEvent::Frame(_) => n += 1,
+            _ => {}
+        }
+        n == 20
+    });
+    let notice = notice.expect("the user is told");
+    assert!(notice.contains("switching to TCP"), "{notice}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3),
+        "switched after {waited:?}"
+    );
+    assert_eq!(
+        states,
+        vec![State::Playing, State::Playing],
+        "no INIT in between"
+    );
+    let methods: Vec<&str> = sent
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(methods, ["PLAY", "TEARDOWN", "SETUP", "PLAY"], "{sent:?}");
+    client.send(ClientCommand::Teardown);
+    wait_for(&client, "INIT", state_is(State::Init));
+}
+
+/// Mean absolute difference of two RGBA images of one size.
+fn mad(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y) as f64)
+        .sum::<f64>()
+        / a.len() as f64
+}
+
+#[test]
+fn seek_from_our_client_lands_on_the_right_frame() {
+    let server = server(media_root(), 20);
+    let client = ClientHandle::spawn(
+        standard(
+            server.local_addr().port(),
+            "movie.Mjpeg",
+            TransportChoice::Udp,
+        ),
+        || {},
+    );
+    client.send(ClientCommand::Setup);
+    wait_for(&client, "READY", state_is(State::Ready));
+    client.send(ClientCommand::PlayFrom { millis: 10_000 });
+    let mut range = None;
+    let mut first = None;
+    wait_for(&client, "the first frame", |e| {
+        match e {
+            ClientEvent::Wire(w) if w.direction == Direction::Sent => {
+                range = w
+                    .text
+                    .lines()
+                    .find(|l| l.starts_with("Range:"))
+                    .map(str::to_string)
+            }
+            ClientEvent::Frame(f) => first = Some(f.clone()),
+            _ => {}
+        }
+        first.is_some()
+    });
+    assert_eq!(range.as_deref(), Some("Range: npt=10.000-"));
+    let frame = first.unwrap();
+    let movie = movie_frames();
+    let at = |n: usize| streamlab::net::client::decode_rgba(&movie[n]).unwrap().2;
+    // 10 s at 20 fps is frame 200; it must look like 200, not like 0.
+    let (to_200, to_0) = (mad(&frame.rgba, &at(200)), mad(&frame.rgba, &at(0)));
+    assert!(to_200 < 4.0 && to_200 < to_0, "{to_200} vs {to_0}");
+    // And seeking back while PLAYING works too.
+    client.send(ClientCommand::PlayFrom { millis: 0 });
+    wait_for(&client, "PLAY answered", |e| {
+        matches!(
+            e,
+            ClientEvent::State {
+                state: State::Playing,
+                ..
+            }
+        )
+    });
+    // A frame or two sent before the seek may still be on its way.
+    let mut near_start = false;
+    let mut seen = 0;
+    wait_for(&client, "a frame from the start", |e| {
+        if let ClientEvent::Frame(f) = e {
+            seen += 1;
+            near_start |= (0..3).any(|n| mad(&f.rgba, &at(n)) < 4.0);
+        }
+        near_start || seen == 5
+    });
+    assert!(
+        near_start,
+        "no frame near the start among {seen} after seeking back"
+    );
+}

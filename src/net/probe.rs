@@ -16,6 +16,8 @@ pub struct ProbeLimits {
     pub frames: Option<u64>,
     /// Stop after this long playing.
     pub seconds: Option<f64>,
+    /// PLAY from this point of the stream, in seconds (standard RTSP).
+    pub start: Option<f64>,
 }
 
 /// What a probe saw.
@@ -125,7 +127,12 @@ pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -
                 state = s;
                 if s == State::Ready && play_started.is_none() {
                     play_started = Some(Instant::now());
-                    client.send(ClientCommand::Play);
+                    client.send(match limits.start {
+                        Some(s) => ClientCommand::PlayFrom {
+                            millis: (s.max(0.0) * 1000.0).round() as u64,
+                        },
+                        None => ClientCommand::Play,
+                    });
                 }
                 if s == State::Init {
                     break;
