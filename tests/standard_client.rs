@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -618,4 +618,150 @@ fn seek_from_our_client_lands_on_the_right_frame() {
         near_start,
         "no frame near the start among {seen} after seeking back"
     );
+}
+
+/// A camera on loopback, written in the test: it answers the standard
+/// requests, then sends `frames` RFC 2435 frames over UDP with every pair
+/// of packets swapped in flight, and collects what arrives on its RTCP port.
+/// The datagrams that reached the camera's RTCP port, and its RTSP
+/// connection (kept open: the session goes on).
+type CameraEnd = (Vec<Vec<u8>>, TcpStream);
+
+fn reordering_camera(frames: usize) -> (SocketAddr, JoinHandle<CameraEnd>) {
+    use streamlab::protocol::rtp::RtpHeader;
+    use streamlab::protocol::rtp_jpeg;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtcp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (rtp_port, rtcp_port) = (
+        rtp.local_addr().unwrap().port(),
+        rtcp.local_addr().unwrap().port(),
+    );
+    let jpeg = streamlab::media::rtp_ready::reencode_for_rtp(&movie_frames()[0], 90).unwrap();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut d = Decoder::new();
+        let mut buf = [0u8; 4096];
+        let mut client_port = 0;
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\nm=video 0 RTP/AVP 26\r\na=control:track1\r\n";
+        'talk: loop {
+            let n = match s.read(&mut buf) {
+                Ok(0) | Err(_) => return (Vec::new(), s),
+                Ok(n) => n,
+            };
+            d.push(&buf[..n]);
+            while let Some(Ok(Message::Request(r))) = d.poll(false) {
+                let reply = match r.method.as_str() {
+                    "DESCRIBE" => {
+                        let mut resp = Response::new(200, Dialect::Standard);
+                        resp.headers
+                            .push("CSeq", r.headers.cseq().unwrap_or(0).to_string());
+                        resp.headers.push("Content-Type", "application/sdp");
+                        resp.body = sdp.as_bytes().to_vec();
+                        resp.to_bytes()
+                    }
+                    "SETUP" => {
+                        let t = r.headers.get("Transport").unwrap_or("");
+                        client_port = t
+                            .split(';')
+                            .find_map(|p| p.strip_prefix("client_port="))
+                            .and_then(|v| v.split('-').next())
+                            .and_then(|v| v.parse().ok())
+                            .unwrap();
+                        let transport = format!(
+                            "RTP/AVP;unicast;client_port={client_port}-{};server_port={rtp_port}-{rtcp_port}",
+                            client_port + 1
+                        );
+                        ok(
+                            &r,
+                            &[("Session", "4242;timeout=60"), ("Transport", &transport)],
+                        )
+                    }
+                    "PLAY" => {
+                        s.write_all(&ok(&r, &[("Session", "4242")])).unwrap();
+                        break 'talk;
+                    }
+                    _ => ok(
+                        &r,
+                        &[("Public", "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN")],
+                    ),
+                };
+                s.write_all(&reply).unwrap();
+            }
+        }
+        let carriable = rtp_jpeg::carriable(&jpeg).unwrap();
+        let mut packets = Vec::new();
+        let mut header = RtpHeader {
+            marker: false,
+            payload_type: 26,
+            sequence: 65_520,
+            timestamp: 1,
+            ssrc: 0x5eed,
+        };
+        for i in 0..frames {
+            header.timestamp = 1 + 3600 * i as u32;
+            header.sequence =
+                rtp_jpeg::packetize(&carriable, 1400, header, |p| packets.push(p.to_vec()));
+        }
+        for pair in packets.chunks_mut(2) {
+            pair.reverse();
+        }
+        let to = ("127.0.0.1", client_port);
+        for p in &packets {
+            rtp.send_to(p, to).unwrap();
+        }
+        let sr = streamlab::protocol::rtcp::sender_report(0x5eed, (1, 0x1234_5678), 1, 2, 3);
+        rtcp.send_to(&sr, ("127.0.0.1", client_port + 1)).unwrap();
+        // Receiver reports come about a second after the first packet.
+        rtcp.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let mut reports = Vec::new();
+        let mut b = [0u8; 1500];
+        if let Ok(n) = rtcp.recv(&mut b) {
+            reports.push(b[..n].to_vec());
+        }
+        // The connection stays open: the session goes on.
+        (reports, s)
+    });
+    (addr, t)
+}
+
+#[test]
+fn reordered_packets_are_put_back_and_receiver_reports_go_to_the_server() {
+    let frames = 10;
+    let (addr, camera) = reordering_camera(frames);
+    let client = ClientHandle::spawn(standard(addr.port(), "cam", TransportChoice::Udp), || {});
+    client.send(ClientCommand::Setup);
+    wait_for(&client, "READY", state_is(State::Ready));
+    client.send(ClientCommand::Play);
+    let mut n = 0;
+    wait_for(&client, "every frame", |e| {
+        n += matches!(e, ClientEvent::Frame(_)) as usize;
+        n == frames
+    });
+    let (reports, _connection) = camera.join().unwrap();
+    let mut stats = ClientStats::default();
+    wait_for(&client, "counters", |e| {
+        if let ClientEvent::Stats(s) = e {
+            stats = s.clone();
+        }
+        stats.reports_sent > 0
+    });
+    assert_eq!(stats.dropped_total(), 0, "{stats:?}");
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    assert!(stats.reordered >= frames as u64, "{stats:?}");
+    let rr = reports
+        .first()
+        .expect("a receiver report at the server's RTCP port");
+    let parsed = streamlab::protocol::rtcp::parse_compound(rr).expect("RTCP");
+    assert_eq!(parsed[0].packet_type, streamlab::protocol::rtcp::PT_RR);
+    // The report block names the camera's SSRC, no loss, and the highest
+    // sequence number past the wrap at 65535.
+    assert_eq!(&rr[8..12], &0x5eedu32.to_be_bytes());
+    assert_eq!(&rr[12..16], &[0, 0, 0, 0], "fraction and cumulative lost");
+    let highest = u32::from_be_bytes([rr[16], rr[17], rr[18], rr[19]]);
+    assert_eq!(highest >> 16, 1, "one wrap: {highest:#x}");
+    assert_eq!(&rr[24..28], &0x0001_1234u32.to_be_bytes(), "last SR");
+    drop(client);
 }

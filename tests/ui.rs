@@ -217,6 +217,9 @@ fn stats_are_shown() {
         first_frame_ms: Some(87.4),
         ssrc: Some(123456),
         frames_skipped: 0,
+        reordered: 17,
+        kernel_drops: Some(29),
+        reports_sent: 31,
     };
     feed(&mut harness, ClientEvent::Stats(stats));
     for value in [
@@ -227,6 +230,9 @@ fn stats_are_shown() {
         "5",
         "87 ms after PLAY",
         "123456 (0x0001E240)",
+        "17",
+        "29",
+        "31",
     ] {
         assert!(has_label(&harness, value), "{value} shown");
     }

@@ -79,6 +79,18 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) {
                 });
             }
             ui.end_row();
+            ui.label("Reordered");
+            ui.label(stats.reordered.to_string()).on_hover_text(
+                "Packets that overtook others on the way and were put back in order.",
+            );
+            ui.end_row();
+            ui.label("Kernel drops");
+            ui.label(optional(stats.kernel_drops)).on_hover_text(
+                "Packets the operating system dropped because the UDP receive buffer was full \
+                 (the receiver fell behind a burst). \"-\": not known, or RTP over TCP.",
+            );
+            ui.end_row();
+            row(ui, "Receiver reports", &stats.reports_sent.to_string());
             row(ui, "Decode errors", &stats.decode_errors.to_string());
             row(ui, "Frames skipped", &stats.frames_skipped.to_string());
             row(

@@ -16,6 +16,8 @@ use tracing::{debug, info, warn};
 
 use crate::protocol::State;
 use crate::protocol::client::{ClientConnection, ClientHost, Event, MediaRoute, StreamInfo};
+use crate::protocol::reorder::Reorder;
+use crate::protocol::rtcp::{self, Reception};
 use crate::protocol::rtp::{self, DropReason, LabDepacketizer, RtpChecker, SsrcRule};
 use crate::protocol::rtp_jpeg;
 use crate::protocol::server::LAB_QUIET;
@@ -70,6 +72,13 @@ pub struct ClientStats {
     pub ssrc: Option<u32>,
     /// Whole frames not decoded because decoding or the window fell behind.
     pub frames_skipped: u64,
+    /// Packets that overtook others on the way and were put back in order.
+    pub reordered: u64,
+    /// Packets the kernel dropped because our UDP receive buffer was full
+    /// (Linux; None where it cannot be read, or over TCP).
+    pub kernel_drops: Option<u64>,
+    /// RTCP receiver reports sent to the server.
+    pub reports_sent: u64,
 }
 
 impl ClientStats {
@@ -320,6 +329,7 @@ impl Engine {
             if now >= next_stats {
                 next_stats = now + STATS_EVERY;
                 if self.conn.has_session() || self.io.media.is_some() {
+                    self.io.interleaved_report(now);
                     self.io.send_stats(now);
                 }
             }
@@ -358,6 +368,21 @@ impl Io {
         format!("{}:{}", self.config.host, self.config.rtsp_port)
     }
 
+    /// A receiver report inside the RTSP connection, when one is due.
+    fn interleaved_report(&mut self, now: Instant) {
+        let Some(report) = self.interleaved.as_mut().and_then(|p| p.due_report(now)) else {
+            return;
+        };
+        let Some(channel) = self.info.lock().map_or(None, |i| i.rtcp_channel) else {
+            return;
+        };
+        let mut frame = vec![b'$', channel];
+        frame.extend_from_slice(&(report.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&report);
+        // A failed write shows up as the reader's Closed.
+        let _ = self.send(&frame);
+    }
+
     /// Counters, when they changed: a paused window stays idle.
     fn send_stats(&mut self, now: Instant) {
         let stats = with_stats(&self.stats, |s| {
@@ -384,7 +409,10 @@ impl Io {
         // Empty while decoding keeps up; the slack absorbs the decoder
         // being descheduled for a moment on a busy machine.
         let (frames_tx, frames_rx) = crossbeam_channel::bounded::<rtp::JpegFrame>(DECODE_QUEUE);
-        let path = MediaPath::new(self.info.clone(), self.stats.clone(), frames_tx);
+        // Standard RTP over UDP only: TCP arrives in order, and the lab's
+        // checks (seed 000) judge each datagram as it comes.
+        let reorder = route == MediaRoute::Udp { pair: true };
+        let path = MediaPath::new(self.info.clone(), self.stats.clone(), frames_tx, reorder);
         let decoder = FrameDecoder {
             frames: frames_rx,
             events: self.events.clone(),
@@ -401,7 +429,7 @@ impl Io {
         let mut port = 0;
         match route {
             MediaRoute::Udp { pair } => {
-                let socket = bind_rtp(self.config.rtp_port, pair)?;
+                let (socket, rtcp) = bind_rtp(self.config.rtp_port, pair)?;
                 port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
                 // A 1080p frame is a burst of a hundred packets or more; the
                 // default buffer (about 200 KB) loses the tail of one when the
@@ -412,9 +440,11 @@ impl Io {
                     "RTP receive buffer: {} bytes",
                     sock.recv_buffer_size().unwrap_or(0)
                 );
-                let _ = socket.set_read_timeout(Some(Duration::from_millis(250)));
+                let _ = socket.set_read_timeout(Some(RECEIVE_WAIT));
                 let receiver = RtpReceiver {
                     socket,
+                    rtcp,
+                    info: self.info.clone(),
                     server_ip: self.server_ip,
                     stop: stop.clone(),
                     path,
@@ -517,11 +547,14 @@ impl ClientHost for Io {
     }
 
     fn interleaved(&mut self, channel: u8, payload: &[u8]) {
-        let rtp_channel = self.info.lock().map_or(0, |i| i.rtp_channel);
-        if channel == rtp_channel
-            && let Some(path) = self.interleaved.as_mut()
-        {
-            path.handle(payload);
+        let info = *self.info.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(path) = self.interleaved.as_mut() else {
+            return;
+        };
+        if channel == info.rtp_channel {
+            path.handle(Instant::now(), payload);
+        } else if Some(channel) == info.rtcp_channel {
+            path.handle_rtcp(Instant::now(), payload);
         }
     }
 
@@ -553,23 +586,37 @@ impl ClientHost for Io {
     }
 }
 
-/// Bind the RTP port: the one asked for, or a free one; standard RTP
-/// wants it even (RTCP takes the odd one after it).
-fn bind_rtp(port: u16, even: bool) -> Result<UdpSocket, ClientError> {
+/// Bind the RTP port: the one asked for, or a free one. Standard RTP
+/// wants it even, with the odd one after it for RTCP; the RTCP socket is
+/// returned when that port could be had.
+fn bind_rtp(port: u16, pair: bool) -> Result<(UdpSocket, Option<UdpSocket>), ClientError> {
     let err = |e: std::io::Error| ClientError::RtpPort {
         port,
         reason: e.to_string(),
     };
-    if port != 0 || !even {
-        return UdpSocket::bind(("0.0.0.0", port)).map_err(err);
+    let rtcp_after = |s: &UdpSocket| {
+        let p = s.local_addr().ok()?.port().checked_add(1)?;
+        let r = UdpSocket::bind(("0.0.0.0", p)).ok()?;
+        r.set_nonblocking(true).ok()?;
+        Some(r)
+    };
+    if !pair {
+        return Ok((UdpSocket::bind(("0.0.0.0", port)).map_err(err)?, None));
     }
-    for _ in 0..32 {
+    if port != 0 {
+        let s = UdpSocket::bind(("0.0.0.0", port)).map_err(err)?;
+        let r = rtcp_after(&s);
+        return Ok((s, r));
+    }
+    for _ in 0..64 {
         let s = UdpSocket::bind(("0.0.0.0", 0)).map_err(err)?;
-        if s.local_addr().map(|a| a.port() % 2 == 0).unwrap_or(false) {
-            return Ok(s);
+        if s.local_addr().is_ok_and(|a| a.port() % 2 == 0)
+            && let Some(r) = rtcp_after(&s)
+        {
+            return Ok((s, Some(r)));
         }
     }
-    UdpSocket::bind(("0.0.0.0", 0)).map_err(err)
+    Ok((UdpSocket::bind(("0.0.0.0", 0)).map_err(err)?, None))
 }
 
 fn read_loop(mut stream: TcpStream, tx: Sender<NetInput>) {
@@ -597,9 +644,18 @@ enum PayloadKind {
     Rfc2435,
 }
 
+/// The RTP clock of RFC 2435 video.
+const VIDEO_CLOCK: u32 = 90_000;
+/// The first receiver report goes this long after the first packet, then
+/// one every [`REPORT_EVERY`] (RFC 3550's minimum interval).
+const FIRST_REPORT_AFTER: Duration = Duration::from_secs(1);
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
 /// Checks and reassembles RTP packets, from UDP or from the RTSP
 /// connection, and hands whole JPEGs to the decoder.
 struct MediaPath {
+    /// Standard RTP over UDP only.
+    reorder: Option<Reorder>,
     checker: RtpChecker,
     kind: Option<PayloadKind>,
     lab: LabDepacketizer,
@@ -608,6 +664,12 @@ struct MediaPath {
     applied: (u8, Option<(u16, u16)>),
     stats: SharedStats,
     frames: Sender<rtp::JpegFrame>,
+    reception: Reception,
+    /// Our SSRC in receiver reports.
+    own_ssrc: u32,
+    next_report: Option<Instant>,
+    duplicates: u64,
+    put_back: u64,
 }
 
 impl MediaPath {
@@ -615,8 +677,10 @@ impl MediaPath {
         info: Arc<Mutex<StreamInfo>>,
         stats: SharedStats,
         frames: Sender<rtp::JpegFrame>,
+        reorder: bool,
     ) -> Self {
         MediaPath {
+            reorder: reorder.then(Reorder::default),
             checker: RtpChecker::new(rtp::PT_JPEG, SsrcRule::First),
             kind: None,
             lab: LabDepacketizer::new(),
@@ -625,19 +689,64 @@ impl MediaPath {
             applied: (rtp::PT_JPEG, None),
             stats,
             frames,
+            reception: Reception::default(),
+            own_ssrc: rand::random(),
+            next_report: None,
+            duplicates: 0,
+            put_back: 0,
         }
     }
 
     fn drop_packet(&self, reason: DropReason) {
+        self.drop_named(reason.name());
+    }
+
+    fn drop_named(&self, name: &str) {
         with_stats(&self.stats, |s| {
-            *s.stats
-                .dropped
-                .entry(reason.name().to_string())
-                .or_default() += 1;
+            *s.stats.dropped.entry(name.to_string()).or_default() += 1;
         })
     }
 
-    fn handle(&mut self, buf: &[u8]) {
+    /// One datagram (or interleaved frame) of RTP, arrived at `now`.
+    fn handle(&mut self, now: Instant, buf: &[u8]) {
+        match self.reorder.take() {
+            Some(mut r) => {
+                r.push(now, buf, &mut |p| self.accept(now, p));
+                self.count_reorder(&r);
+                self.reorder = Some(r);
+            }
+            None => self.accept(now, buf),
+        }
+    }
+
+    /// Give up on missing packets that were waited for long enough.
+    fn poll(&mut self, now: Instant) {
+        if let Some(mut r) = self.reorder.take() {
+            r.poll(now, &mut |p| self.accept(now, p));
+            self.reorder = Some(r);
+        }
+    }
+
+    /// When `poll` has something to do.
+    fn deadline(&self) -> Option<Instant> {
+        self.reorder.as_ref().and_then(Reorder::deadline)
+    }
+
+    fn count_reorder(&mut self, r: &Reorder) {
+        let (dups, put_back) = (r.duplicates(), r.put_back());
+        if dups > self.duplicates {
+            for _ in self.duplicates..dups {
+                self.drop_named("duplicate");
+            }
+            self.duplicates = dups;
+        }
+        if put_back > self.put_back {
+            self.put_back = put_back;
+            with_stats(&self.stats, |s| s.stats.reordered = put_back);
+        }
+    }
+
+    fn accept(&mut self, now: Instant, buf: &[u8]) {
         let p = *self.info.lock().unwrap_or_else(|e| e.into_inner());
         if (p.payload_type, p.dimensions) != self.applied {
             self.applied = (p.payload_type, p.dimensions);
@@ -648,12 +757,16 @@ impl MediaPath {
             Ok(a) => a,
             Err(reason) => return self.drop_packet(reason),
         };
+        let h = accepted.packet.header;
+        self.reception
+            .on_rtp(now, h.ssrc, h.sequence, h.timestamp, VIDEO_CLOCK);
+        self.next_report.get_or_insert(now + FIRST_REPORT_AFTER);
         with_stats(&self.stats, |s| {
             s.stats.packets += 1;
             s.stats.bytes += accepted.packet.payload.len() as u64;
             s.stats.lost += accepted.lost as u64;
-            s.stats.ssrc = Some(accepted.packet.header.ssrc);
-            s.last_packet = Some(Instant::now());
+            s.stats.ssrc = Some(h.ssrc);
+            s.last_packet = Some(now);
         });
         let kind =
             *self
@@ -678,43 +791,139 @@ impl MediaPath {
             Err(reason) => self.drop_packet(reason),
         }
     }
+
+    /// RTCP from the server: its sender reports feed ours.
+    fn handle_rtcp(&mut self, now: Instant, buf: &[u8]) {
+        let Some(packets) = rtcp::parse_compound(buf) else {
+            return self.drop_named("bad RTCP");
+        };
+        for p in packets {
+            if let Some(ntp) = p.sr_ntp_middle {
+                self.reception.on_sender_report(now, ntp);
+            }
+        }
+    }
+
+    /// A receiver report, when one is due.
+    fn due_report(&mut self, now: Instant) -> Option<[u8; 32]> {
+        if self.next_report.is_none_or(|t| now < t) {
+            return None;
+        }
+        self.next_report = Some(now + REPORT_EVERY);
+        let block = self.reception.report(now)?;
+        with_stats(&self.stats, |s| s.stats.reports_sent += 1);
+        Some(rtcp::receiver_report(self.own_ssrc, &block))
+    }
 }
 
-/// Receives RTP over UDP, from the server's address only.
+/// Receives RTP over UDP, from the server's address only, and sends the
+/// server receiver reports from the RTCP port beside it.
 struct RtpReceiver {
     socket: UdpSocket,
+    /// The odd port after the RTP one, when it could be had.
+    rtcp: Option<UdpSocket>,
     server_ip: Option<IpAddr>,
+    info: Arc<Mutex<StreamInfo>>,
     stop: Arc<AtomicBool>,
     path: MediaPath,
 }
 
+/// How often the kernel's drop counter for our socket is read.
+const KERNEL_DROPS_EVERY: Duration = Duration::from_secs(1);
+/// The longest a receive blocks: how soon a stop is noticed.
+const RECEIVE_WAIT: Duration = Duration::from_millis(250);
+
 impl RtpReceiver {
     fn run(mut self) {
         let mut buf = vec![0u8; 65_536];
+        let port = self.socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let mut next_drops = Instant::now();
+        let mut wait = RECEIVE_WAIT;
         while !self.stop.load(Ordering::SeqCst) {
-            let (n, from) = match self.socket.recv_from(&mut buf) {
-                Ok(v) => v,
+            let received = self.socket.recv_from(&mut buf);
+            let now = Instant::now();
+            match received {
+                Ok((n, from)) => {
+                    if self.server_ip.is_some_and(|ip| !same_host(ip, from.ip())) {
+                        self.path.drop_packet(DropReason::Source);
+                    } else {
+                        self.path.handle(now, &buf[..n]);
+                    }
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    warn!("RTP receive failed: {e}");
-                    continue;
-                }
-            };
-            if self.server_ip.is_some_and(|ip| !same_host(ip, from.ip())) {
-                self.path.drop_packet(DropReason::Source);
-                continue;
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => warn!("RTP receive failed: {e}"),
             }
-            self.path.handle(&buf[..n]);
+            self.path.poll(now);
+            self.rtcp(now, &mut buf);
+            if now >= next_drops {
+                next_drops = now + KERNEL_DROPS_EVERY;
+                if let Some(drops) = udp_drops(port) {
+                    with_stats(&self.path.stats, |s| s.stats.kernel_drops = Some(drops));
+                }
+            }
+            // Wake for the reorder window's deadline, not only for packets.
+            let next = self
+                .path
+                .deadline()
+                .map_or(RECEIVE_WAIT, |d| d.saturating_duration_since(now))
+                .clamp(Duration::from_millis(1), RECEIVE_WAIT);
+            if next != wait {
+                wait = next;
+                let _ = self.socket.set_read_timeout(Some(wait));
+            }
         }
     }
+
+    /// Read the server's sender reports; send ours when due.
+    fn rtcp(&mut self, now: Instant, buf: &mut [u8]) {
+        let Some(sock) = self.rtcp.as_ref() else {
+            return;
+        };
+        while let Ok((n, from)) = sock.recv_from(buf) {
+            if self.server_ip.is_some_and(|ip| same_host(ip, from.ip())) {
+                self.path.handle_rtcp(now, &buf[..n]);
+            }
+        }
+        let Some(report) = self.path.due_report(now) else {
+            return;
+        };
+        let port = self.info.lock().map_or(None, |i| i.server_rtcp_port);
+        // Only to the server the session is with, as RTSP said.
+        if let (Some(ip), Some(port)) = (self.server_ip, port)
+            && let Err(e) = sock.send_to(&report, (ip, port))
+        {
+            debug!("receiver report not sent: {e}");
+        }
+    }
+}
+
+/// Packets the kernel dropped for our UDP port because the receive buffer
+/// was full (the last column of /proc/net/udp); None where that file is
+/// not there (not Linux).
+fn udp_drops(port: u16) -> Option<u64> {
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .find_map(|text| drops_in(&text, port))
+}
+
+/// The drops column of the line for local `port` in /proc/net/udp text.
+fn drops_in(text: &str, port: u16) -> Option<u64> {
+    let want = format!(":{port:04X}");
+    text.lines().skip(1).find_map(|line| {
+        let mut cols = line.split_whitespace();
+        let local = cols.nth(1)?;
+        if !local.ends_with(&want) {
+            return None;
+        }
+        line.split_whitespace().last()?.parse().ok()
+    })
 }
 
 /// An IPv4 server may appear as an IPv4-mapped IPv6 source, and the other way.
@@ -791,4 +1000,33 @@ pub fn decode_rgba(jpeg: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
         return Err(format!("decoded {} bytes for {w}x{h} RGBA", pixels.len()));
     }
     Ok((w, h, pixels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_column_of_proc_net_udp() {
+        let text = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+ 1234: 00000000:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 0\n\
+ 1235: 0100007F:C350 00000000:0000 07 00000000:00034000 00:00000000 00000000     0        0 4243 2 0000000000000000 117\n";
+        assert_eq!(drops_in(text, 8080), Some(0));
+        assert_eq!(drops_in(text, 50000), Some(117));
+        assert_eq!(drops_in(text, 5000), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_drops_of_a_full_socket_are_read() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(4096);
+        let port = rx.local_addr().unwrap().port();
+        assert_eq!(udp_drops(port), Some(0));
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..200 {
+            tx.send_to(&[0u8; 1000], ("127.0.0.1", port)).unwrap();
+        }
+        assert!(udp_drops(port).is_some_and(|d| d > 0), "nobody read");
+    }
 }

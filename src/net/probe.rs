@@ -62,6 +62,9 @@ impl ProbeReport {
             "first_frame_ms": self.stats.first_frame_ms,
             "ssrc": self.stats.ssrc,
             "frames_skipped": self.stats.frames_skipped,
+            "reordered": self.stats.reordered,
+            "kernel_drops": self.stats.kernel_drops,
+            "reports_sent": self.stats.reports_sent,
             "width": self.width,
             "height": self.height,
             "ended": self.ended,
@@ -77,7 +80,7 @@ impl ProbeReport {
             .first_frame_ms
             .map_or("-".to_string(), |ms| format!("{ms:.1} ms"));
         format!(
-            "{} frames ({}x{}), {} bytes, {:.2} fps, {} lost, {} dropped, {} decode errors, first frame after {}, {}",
+            "{} frames ({}x{}), {} bytes, {:.2} fps, {} lost, {} dropped, {} reordered, {} dropped by the kernel, {} decode errors, first frame after {}, {}",
             self.stats.frames,
             self.width,
             self.height,
@@ -85,6 +88,10 @@ impl ProbeReport {
             self.fps(),
             self.stats.lost,
             self.stats.dropped_total(),
+            self.stats.reordered,
+            self.stats
+                .kernel_drops
+                .map_or("-".to_string(), |d| d.to_string()),
             self.stats.decode_errors,
             first,
             if self.ended {

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod client;
 pub mod pacer;
+pub mod reorder;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_jpeg;

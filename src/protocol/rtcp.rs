@@ -72,6 +72,114 @@ pub fn receiver_report(ssrc: u32, s: &ReceptionStats) -> [u8; 32] {
     p
 }
 
+/// What a receiver counts about the source it hears, for its receiver
+/// reports: loss from sequence numbers (RFC 3550 A.3) and interarrival
+/// jitter (A.8). Packets come in after the checker, so in order; the
+/// arrival time comes in as an argument.
+#[derive(Debug, Clone, Default)]
+pub struct Reception {
+    source: Option<u32>,
+    base_seq: u32,
+    max_seq: u16,
+    cycles: u32,
+    received: u64,
+    expected_prior: u64,
+    received_prior: u64,
+    /// In timestamp units, scaled as the RFC's float.
+    jitter: f64,
+    last_transit: Option<i32>,
+    epoch: Option<std::time::Instant>,
+    last_sr: Option<(u32, std::time::Instant)>,
+}
+
+impl Reception {
+    /// One accepted RTP packet, arrived at `now`, of a stream whose clock
+    /// ticks `clock_rate` times a second (90 000 for video).
+    pub fn on_rtp(
+        &mut self,
+        now: std::time::Instant,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+        clock_rate: u32,
+    ) {
+        if self.source != Some(ssrc) {
+            *self = Reception {
+                source: Some(ssrc),
+                base_seq: seq as u32,
+                max_seq: seq,
+                epoch: Some(now),
+                last_sr: self.last_sr,
+                ..Reception::default()
+            };
+        } else {
+            let step = seq.wrapping_sub(self.max_seq);
+            if step < 0x8000 {
+                if seq < self.max_seq {
+                    self.cycles += 1 << 16;
+                }
+                self.max_seq = seq;
+            }
+        }
+        self.received += 1;
+        let epoch = *self.epoch.get_or_insert(now);
+        let arrival = (now.duration_since(epoch).as_secs_f64() * clock_rate as f64) as u64 as u32;
+        let transit = arrival.wrapping_sub(timestamp) as i32;
+        if let Some(last) = self.last_transit {
+            let d = transit.wrapping_sub(last).unsigned_abs() as f64;
+            self.jitter += (d - self.jitter) / 16.0;
+        }
+        self.last_transit = Some(transit);
+    }
+
+    /// A sender report from the source arrived at `now`.
+    pub fn on_sender_report(&mut self, now: std::time::Instant, ntp_middle: u32) {
+        self.last_sr = Some((ntp_middle, now));
+    }
+
+    /// Packets missing so far.
+    pub fn lost(&self) -> u64 {
+        self.expected().saturating_sub(self.received)
+    }
+
+    fn expected(&self) -> u64 {
+        if self.source.is_none() {
+            return 0;
+        }
+        (self.cycles as u64 + self.max_seq as u64 + 1).saturating_sub(self.base_seq as u64)
+    }
+
+    /// The report block for a receiver report sent at `now`; None until a
+    /// packet was heard. Each call starts a new interval for "fraction lost".
+    pub fn report(&mut self, now: std::time::Instant) -> Option<ReceptionStats> {
+        let source_ssrc = self.source?;
+        let expected = self.expected();
+        let expected_interval = expected - self.expected_prior.min(expected);
+        let received_interval = self.received - self.received_prior.min(self.received);
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let lost_interval = expected_interval.saturating_sub(received_interval);
+        let fraction_lost = if expected_interval == 0 || lost_interval == 0 {
+            0
+        } else {
+            ((lost_interval << 8) / expected_interval).min(255) as u8
+        };
+        let (last_sr, delay_since_last_sr) = match self.last_sr {
+            Some((ntp, at)) => (ntp, (now.duration_since(at).as_secs_f64() * 65536.0) as u32),
+            None => (0, 0),
+        };
+        Some(ReceptionStats {
+            source_ssrc,
+            fraction_lost,
+            cumulative_lost: self.lost().min(0x7f_ffff) as u32,
+            highest_seq: self.cycles.wrapping_add(self.max_seq as u32),
+            jitter: self.jitter as u32,
+            last_sr,
+            delay_since_last_sr,
+        })
+    }
+}
+
 /// One RTCP packet read from a compound packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtcpPacket {
@@ -122,6 +230,41 @@ mod tests {
         assert_eq!(p[1].packet_type, PT_RR);
         assert!(parse_compound(b"\x80\x1a\x00\x01garbage").is_none());
         assert!(parse_compound(&sr[..20]).is_none());
+    }
+
+    #[test]
+    fn reception_counts_loss_wrap_and_jitter() {
+        use std::time::{Duration, Instant};
+        let t = Instant::now();
+        let mut r = Reception::default();
+        assert!(r.report(t).is_none(), "nothing heard yet");
+        // 10 packets, one every 10 ms = 900 ticks, seq 65530..=65535, 0..=4
+        // with seq 2 missing.
+        for (i, seq) in (65530u16..=65535).chain(0..=4).enumerate() {
+            if seq == 2 {
+                continue;
+            }
+            let at = t + Duration::from_millis(10 * i as u64);
+            r.on_rtp(at, 7, seq, 1000 + 900 * i as u32, 90_000);
+        }
+        r.on_sender_report(t, 0xabcd_0000);
+        let rep = r.report(t + Duration::from_millis(500)).unwrap();
+        assert_eq!(rep.source_ssrc, 7);
+        assert_eq!(rep.highest_seq, (1 << 16) + 4, "one wrap");
+        assert_eq!(rep.cumulative_lost, 1);
+        assert_eq!(rep.fraction_lost, (256 / 11) as u8);
+        assert!(rep.jitter <= 1, "evenly spaced: {}", rep.jitter);
+        assert_eq!(rep.last_sr, 0xabcd_0000);
+        assert_eq!(rep.delay_since_last_sr, 32768);
+        let again = r.report(t).unwrap();
+        assert_eq!(again.fraction_lost, 0, "nothing new since the last report");
+        // Uneven arrival shows as jitter.
+        for i in 0..32u32 {
+            let late = if i % 2 == 0 { 0 } else { 20 };
+            let at = t + Duration::from_millis(200 + 10 * i as u64 + late);
+            r.on_rtp(at, 7, 5 + i as u16, 1000 + 900 * (20 + i), 90_000);
+        }
+        assert!(r.report(t).unwrap().jitter > 500);
     }
 
     #[test]
