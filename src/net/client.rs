@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -278,7 +278,7 @@ struct Io {
     media: Option<MediaThreads>,
     /// RTP arriving inside the RTSP connection (TCP transport).
     interleaved: Option<MediaPath>,
-    info: Arc<Mutex<StreamInfo>>,
+    info: Arc<SharedInfo>,
     last_stats: Option<ClientStats>,
 }
 
@@ -373,7 +373,7 @@ impl Io {
         let Some(report) = self.interleaved.as_mut().and_then(|p| p.due_report(now)) else {
             return;
         };
-        let Some(channel) = self.info.lock().map_or(None, |i| i.rtcp_channel) else {
+        let Some(channel) = self.info.get().rtcp_channel else {
             return;
         };
         let mut frame = vec![b'$', channel];
@@ -543,11 +543,11 @@ impl ClientHost for Io {
     }
 
     fn stream_info(&mut self, info: StreamInfo) {
-        *self.info.lock().unwrap_or_else(|e| e.into_inner()) = info;
+        self.info.set(info);
     }
 
     fn interleaved(&mut self, channel: u8, payload: &[u8]) {
-        let info = *self.info.lock().unwrap_or_else(|e| e.into_inner());
+        let info = self.info.get();
         let Some(path) = self.interleaved.as_mut() else {
             return;
         };
@@ -636,6 +636,30 @@ fn read_loop(mut stream: TcpStream, tx: Sender<NetInput>) {
     let _ = tx.send(NetInput::Closed);
 }
 
+/// What the client learned about the stream, shared with the receiving
+/// thread, which reads a generation number per packet and takes the lock
+/// only when it moved.
+#[derive(Default)]
+struct SharedInfo {
+    generation: AtomicU64,
+    info: Mutex<StreamInfo>,
+}
+
+impl SharedInfo {
+    fn set(&self, info: StreamInfo) {
+        *self.info.lock().unwrap_or_else(|e| e.into_inner()) = info;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn get(&self) -> StreamInfo {
+        *self.info.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
 /// The payload format, told by the first packet: the lab's whole JPEG
 /// starts with FFD8, an RFC 2435 payload with its 8-byte header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -660,8 +684,10 @@ struct MediaPath {
     kind: Option<PayloadKind>,
     lab: LabDepacketizer,
     rfc: rtp_jpeg::Depacketizer,
-    info: Arc<Mutex<StreamInfo>>,
-    applied: (u8, Option<(u16, u16)>),
+    info: Arc<SharedInfo>,
+    /// The generation of `info` last looked at.
+    applied: Option<u64>,
+    dimensions: Option<(u16, u16)>,
     stats: SharedStats,
     frames: Sender<rtp::JpegFrame>,
     reception: Reception,
@@ -674,7 +700,7 @@ struct MediaPath {
 
 impl MediaPath {
     fn new(
-        info: Arc<Mutex<StreamInfo>>,
+        info: Arc<SharedInfo>,
         stats: SharedStats,
         frames: Sender<rtp::JpegFrame>,
         reorder: bool,
@@ -686,7 +712,8 @@ impl MediaPath {
             lab: LabDepacketizer::new(),
             rfc: rtp_jpeg::Depacketizer::new(None),
             info,
-            applied: (rtp::PT_JPEG, None),
+            applied: None,
+            dimensions: None,
             stats,
             frames,
             reception: Reception::default(),
@@ -747,11 +774,17 @@ impl MediaPath {
     }
 
     fn accept(&mut self, now: Instant, buf: &[u8]) {
-        let p = *self.info.lock().unwrap_or_else(|e| e.into_inner());
-        if (p.payload_type, p.dimensions) != self.applied {
-            self.applied = (p.payload_type, p.dimensions);
-            self.checker.set_payload_type(p.payload_type);
-            self.rfc = rtp_jpeg::Depacketizer::new(p.dimensions);
+        // One atomic load per packet; the lock only when DESCRIBE or
+        // SETUP changed something.
+        let generation = self.info.generation();
+        if self.applied != Some(generation) {
+            self.applied = Some(generation);
+            let p = self.info.get();
+            if p.payload_type != self.checker.payload_type() || p.dimensions != self.dimensions {
+                self.checker.set_payload_type(p.payload_type);
+                self.dimensions = p.dimensions;
+                self.rfc = rtp_jpeg::Depacketizer::new(p.dimensions);
+            }
         }
         let accepted = match self.checker.check(buf) {
             Ok(a) => a,
@@ -823,7 +856,7 @@ struct RtpReceiver {
     /// The odd port after the RTP one, when it could be had.
     rtcp: Option<UdpSocket>,
     server_ip: Option<IpAddr>,
-    info: Arc<Mutex<StreamInfo>>,
+    info: Arc<SharedInfo>,
     stop: Arc<AtomicBool>,
     path: MediaPath,
 }
@@ -893,7 +926,7 @@ impl RtpReceiver {
         let Some(report) = self.path.due_report(now) else {
             return;
         };
-        let port = self.info.lock().map_or(None, |i| i.server_rtcp_port);
+        let port = self.info.get().server_rtcp_port;
         // Only to the server the session is with, as RTSP said.
         if let (Some(ip), Some(port)) = (self.server_ip, port)
             && let Err(e) = sock.send_to(&report, (ip, port))

@@ -14,6 +14,7 @@ use crate::protocol::rtsp::{Decoder, Dialect, Message, Method, ParseError, Reque
 use crate::protocol::sdp::{Offer, TRACK_CONTROL};
 use crate::protocol::session::transition;
 use crate::protocol::transport::{Lower, Transport};
+use crate::protocol::url::{Escapes, percent_decode};
 
 /// Why a request target cannot name a file under the media root.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +40,8 @@ pub fn resolve_target(target: &str) -> Result<String, TargetError> {
         path = rest.find('/').map_or("", |i| &rest[i..]);
     }
     let path = path.split(['?', '#']).next().unwrap_or("");
-    let decoded = percent_decode(path).ok_or_else(|| TargetError::Invalid(target.to_string()))?;
+    let decoded = percent_decode(path, Escapes::Strict)
+        .ok_or_else(|| TargetError::Invalid(target.to_string()))?;
     if decoded.contains('\0') || decoded.contains('\\') {
         return Err(TargetError::Invalid(target.to_string()));
     }
@@ -58,23 +60,6 @@ pub fn resolve_target(target: &str) -> Result<String, TargetError> {
         return Err(TargetError::Empty);
     }
     Ok(parts.join("/"))
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// What the server needs from its surroundings while handling requests.

@@ -41,10 +41,11 @@ impl RtspUrl {
             Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
             None => (None, authority),
         };
+        let lenient = |s: &str| percent_decode(s, Escapes::Lenient);
         let (user, password) = match userinfo {
             Some(u) => match u.split_once(':') {
-                Some((a, b)) => (Some(percent_decode(a)), Some(percent_decode(b))),
-                None => (Some(percent_decode(u)), None),
+                Some((a, b)) => (lenient(a), lenient(b)),
+                None => (lenient(u), None),
             },
             None => (None, None),
         };
@@ -130,32 +131,68 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-fn percent_decode(s: &str) -> String {
+/// How `percent_decode` treats what is not a valid escape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escapes {
+    /// Keep a bad `%` as it is and replace bad UTF-8: credentials typed
+    /// by a person are taken as meant.
+    Lenient,
+    /// Refuse a bad `%` or bad UTF-8: a path we are to serve must say
+    /// exactly one thing.
+    Strict,
+}
+
+/// Undo `%XX` escapes (RFC 3986 section 2.1).
+pub fn percent_decode(s: &str, escapes: Escapes) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
+        let hex = (b[i] == b'%')
+            .then(|| b.get(i + 1..i + 3))
+            .flatten()
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (b'%', Some(v)) => {
+        match hex {
+            Some(v) => {
                 out.push(v);
                 i += 3;
             }
-            (c, _) => {
-                out.push(c);
+            None if b[i] == b'%' && escapes == Escapes::Strict => return None,
+            None => {
+                out.push(b[i]);
                 i += 1;
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match escapes {
+        Escapes::Strict => String::from_utf8(out).ok(),
+        Escapes::Lenient => Some(String::from_utf8_lossy(&out).into_owned()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding_strict_and_lenient() {
+        assert_eq!(
+            percent_decode("a%20b%2Fc", Escapes::Strict).as_deref(),
+            Some("a b/c")
+        );
+        assert_eq!(percent_decode("100%", Escapes::Strict), None);
+        assert_eq!(percent_decode("%zz", Escapes::Strict), None);
+        assert_eq!(percent_decode("%ff", Escapes::Strict), None, "not UTF-8");
+        assert_eq!(
+            percent_decode("100%", Escapes::Lenient).as_deref(),
+            Some("100%")
+        );
+        assert_eq!(
+            percent_decode("p%40ss%zz", Escapes::Lenient).as_deref(),
+            Some("p@ss%zz")
+        );
+    }
 
     #[test]
     fn parses_the_forms_people_type() {
