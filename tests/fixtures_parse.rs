@@ -11,14 +11,22 @@
 //!   `rtpjpegpay`, RTP header included, and `source_<n>.jpg`, the JPEGs it
 //!   was fed. The depacketized frames must decode, and carry the same scan
 //!   and quantisation tables as the source, so decode to the same pixels.
+//! - `replies/gst_rtsp_server_<WHAT>.txt`: GStreamer's RTSP server's
+//!   replies, its SDP and its 401 Digest challenge among them. Each must
+//!   parse whole and split at every byte, and carry our client's session
+//!   from INIT to PLAYING and back.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use streamlab::net::client::decode_rgba;
+use streamlab::protocol::State;
+use streamlab::protocol::auth::{self, Answer, Challenge, md5_hex};
 use streamlab::protocol::rtp::{JpegFrame, RtpChecker, SsrcRule};
 use streamlab::protocol::rtp_jpeg::Depacketizer;
-use streamlab::protocol::rtsp::{Decoder, Message, Method, Request};
+use streamlab::protocol::rtsp::{Decoder, Dialect, Message, Method, Request, Response};
+use streamlab::protocol::sdp;
+use streamlab::protocol::session::{ClientReply, ClientSession};
 use streamlab::protocol::transport::{Lower, Transport};
 
 fn fixtures() -> PathBuf {
@@ -535,4 +543,204 @@ fn gstreamer_packets_pass_the_rtp_checks() {
             "{name}: last has the marker"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// gst-rtsp-server's replies
+
+/// Every reply fixture: what it answers, status, CSeq.
+const GST_REPLIES: &[(&str, u16, u32)] = &[
+    ("OPTIONS", 200, 1),
+    ("DESCRIBE", 200, 2),
+    ("SETUP_udp", 200, 3),
+    ("PLAY", 200, 4),
+    ("TEARDOWN", 200, 5),
+    ("SETUP_tcp", 200, 3),
+    ("DESCRIBE_401", 401, 1),
+];
+
+/// The URL the capture asked for.
+const GST_URL: &str = "rtsp://127.0.0.1:38571/test";
+
+/// One reply, parsed whole and split at every byte (each split must give
+/// nothing early and the same reply at the end).
+fn gst_reply(what: &str) -> Response {
+    let name = format!("replies/gst_rtsp_server_{what}.txt");
+    let bytes = read(&name);
+    let parse = |at: usize| {
+        let mut d = Decoder::new();
+        d.push(&bytes[..at]);
+        let early = d.poll(false);
+        assert!(early.is_none(), "{name}: split at {at}: {early:?}");
+        d.push(&bytes[at..]);
+        let Some(Ok(Message::Response(r))) = d.poll(false) else {
+            panic!("{name}: split at {at}: not a reply");
+        };
+        assert_eq!(d.last_raw(), &bytes[..], "{name}: split at {at}");
+        assert!(d.poll(false).is_none(), "{name}: split at {at}");
+        r
+    };
+    let mut d = Decoder::new();
+    d.push(&bytes);
+    let Some(Ok(Message::Response(whole))) = d.poll(false) else {
+        panic!("{name}: not a reply");
+    };
+    assert_eq!(d.last_raw(), &bytes[..], "{name}: not every byte was used");
+    for at in 0..bytes.len() {
+        assert_eq!(parse(at), whole, "{name}: split at {at}");
+    }
+    whole
+}
+
+#[test]
+fn gst_rtsp_server_replies_are_all_listed_and_parse() {
+    let mut on_disk: Vec<String> = fs::read_dir(fixtures().join("replies"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = GST_REPLIES
+        .iter()
+        .map(|r| format!("gst_rtsp_server_{}.txt", r.0))
+        .collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+    for &(what, status, cseq) in GST_REPLIES {
+        let r = gst_reply(what);
+        assert_eq!(r.status, status, "{what}");
+        assert_eq!(r.headers.cseq(), Some(cseq), "{what}");
+        assert_eq!(r.headers.get("Server"), Some("GStreamer RTSP server"));
+    }
+}
+
+/// The SDP names no frame size (1920x1080 fits the RFC 2435 header) and
+/// a track control relative to Content-Base.
+#[test]
+fn gst_rtsp_server_sdp() {
+    let r = gst_reply("DESCRIBE");
+    assert_eq!(r.headers.get("Content-Type"), Some("application/sdp"));
+    let base = r.headers.get("Content-Base").unwrap();
+    assert_eq!(base, format!("{GST_URL}/"));
+    let d = sdp::parse(&r.body).unwrap();
+    assert_eq!(d.session_control.as_deref(), Some("*"));
+    assert_eq!(d.range.as_deref(), Some("npt=0-"));
+    assert_eq!(d.media.len(), 1);
+    let m = &d.media[0];
+    assert_eq!(m.kind, "video");
+    assert_eq!(m.formats, [26]);
+    assert_eq!(m.jpeg_payload_type(), Some(26));
+    assert_eq!(m.encodings, [(26, "JPEG".to_string(), 90_000)]);
+    assert_eq!(m.framerate, Some(30.0));
+    assert_eq!(m.dimensions, None);
+    assert_eq!(m.control.as_deref(), Some("stream=0"));
+    assert_eq!(
+        sdp::join_control(base, m.control.as_deref().unwrap()),
+        format!("{GST_URL}/stream=0")
+    );
+}
+
+/// Our client's session state machine, fed gst's replies in the order the
+/// capture got them, goes INIT, READY, PLAYING, INIT with gst's session id
+/// (which holds a `.`, and no timeout: the default 60 s).
+#[test]
+fn gst_rtsp_server_replies_drive_our_session() {
+    let base = format!("{GST_URL}/");
+    let mut s = ClientSession::new(GST_URL, 57242, Dialect::Standard);
+    for (what, method, url, state) in [
+        ("OPTIONS", Method::Options, GST_URL.to_string(), State::Init),
+        (
+            "DESCRIBE",
+            Method::Describe,
+            GST_URL.to_string(),
+            State::Init,
+        ),
+        (
+            "SETUP_udp",
+            Method::Setup,
+            format!("{base}stream=0"),
+            State::Ready,
+        ),
+        ("PLAY", Method::Play, base.clone(), State::Playing),
+        ("TEARDOWN", Method::Teardown, base.clone(), State::Init),
+    ] {
+        s.request_to(method, &url).unwrap();
+        let reply = s.handle_response(&gst_reply(what));
+        assert!(
+            matches!(reply, ClientReply::Done { to, .. } if to == state),
+            "{what}: {reply:?}"
+        );
+        if what == "SETUP_udp" {
+            assert_eq!(s.session(), Some("x.488quwRTa0Vr17"));
+            assert_eq!(s.session_timeout(), None);
+        }
+    }
+    let play = gst_reply("PLAY");
+    let info = play.headers.get("RTP-Info").unwrap();
+    assert!(
+        info.starts_with(&format!("url={base}stream=0;seq=")),
+        "{info}"
+    );
+}
+
+#[test]
+fn gst_rtsp_server_transports() {
+    let udp = gst_reply("SETUP_udp");
+    let t = Transport::parse(udp.headers.get("Transport").unwrap()).unwrap();
+    assert_eq!(t.lower, Lower::Udp);
+    assert_eq!(t.client_port, Some((57242, Some(57243))));
+    assert_eq!(t.server_port, Some((34782, Some(34783))));
+    assert_eq!(t.ssrc, Some(0x9835_8026));
+    let tcp = gst_reply("SETUP_tcp");
+    let t = Transport::parse(tcp.headers.get("Transport").unwrap()).unwrap();
+    assert_eq!(t.lower, Lower::Tcp);
+    assert_eq!(t.interleaved, Some((0, Some(1))));
+    assert_eq!(t.ssrc, Some(0x3CF5_5421));
+}
+
+/// gst's 401 offers Digest only, without qop: our answer is RFC 2617's
+/// plain MD5(HA1:nonce:HA2), worked out here independently.
+#[test]
+fn gst_rtsp_server_digest_challenge() {
+    let r = gst_reply("DESCRIBE_401");
+    let mut s = ClientSession::new(GST_URL, 0, Dialect::Standard);
+    s.request_to(Method::Describe, GST_URL).unwrap();
+    assert!(matches!(
+        s.handle_response(&r),
+        ClientReply::Failed { status: 401, .. }
+    ));
+    let values = r.headers.get_all("WWW-Authenticate");
+    assert_eq!(values.len(), 1);
+    let challenge = auth::choose(&values).unwrap();
+    let realm = "GStreamer RTSP Server";
+    let nonce = "ee271a983c452bf0";
+    assert_eq!(
+        challenge,
+        Challenge::Digest {
+            realm: realm.into(),
+            nonce: nonce.into(),
+            opaque: None,
+            qop_auth: false,
+        }
+    );
+    let value = auth::authorization(
+        &challenge,
+        &Answer {
+            user: "admin",
+            password: "s3cret",
+            method: "DESCRIBE",
+            uri: GST_URL,
+            nonce_count: 1,
+            cnonce: "0a4f113b",
+        },
+    );
+    let ha1 = md5_hex(format!("admin:{realm}:s3cret").as_bytes());
+    let ha2 = md5_hex(format!("DESCRIBE:{GST_URL}").as_bytes());
+    let response = md5_hex(format!("{ha1}:{nonce}:{ha2}").as_bytes());
+    assert_eq!(
+        value,
+        format!(
+            "Digest username=\"admin\", realm=\"{realm}\", nonce=\"{nonce}\", \
+             uri=\"{GST_URL}\", response=\"{response}\""
+        )
+    );
 }

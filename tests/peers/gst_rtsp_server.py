@@ -23,9 +23,12 @@ With `--user` and `--password` every request needs Digest authentication
 and build the media.
 
 `--launch` replaces the whole pipeline description (it must still name
-its payloader pay0), e.g. pre-encoded frames with no encoder:
-  ( multifilesrc location=f%05d.jpg loop=true
-    caps=image/jpeg,framerate=30/1 ! jpegparse ! rtpjpegpay name=pay0 pt=26 )
+its payloader pay0), e.g. pre-encoded frames with no encoder (videorate
+stamps them: multifilesrc stamps only the first, and unstamped frames go
+out as fast as they are read):
+  ( multifilesrc location=f%05d.jpg loop=true caps=image/jpeg,framerate=30/1
+    ! jpegparse ! videorate ! image/jpeg,framerate=30/1
+    ! rtpjpegpay name=pay0 pt=26 )
 
 Usage: gst_rtsp_server.py [--port P] [--size WxH] [--fps F] [--frames N]
          [--pattern ball|smpte|...] [--user U --password PW] [--path /test]
