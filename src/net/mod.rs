@@ -5,3 +5,4 @@
 pub mod client;
 pub mod probe;
 pub mod server;
+pub mod writer;

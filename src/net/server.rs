@@ -6,7 +6,7 @@
 //! deadline: none polls.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::media::rtp_ready::RtpReadyFrames;
 use crate::media::{Framing, MjpegFile};
+use crate::net::writer::{ConnectionWriter, WRITE_TIMEOUT};
 use crate::protocol::pacer::Pacer;
 use crate::protocol::rtcp;
 use crate::protocol::rtp::{self, RtpHeader};
@@ -63,6 +64,9 @@ pub struct ServerConfig {
     pub session_timeout: Duration,
     /// Largest lab-dialect RTP payload per datagram; bigger frames are split.
     pub max_payload: usize,
+    /// How long one write to an RTSP connection may block (its client not
+    /// reading) before the connection and its session end.
+    pub write_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +80,7 @@ impl Default for ServerConfig {
             request_timeout: REQUEST_TIMEOUT,
             session_timeout: SESSION_TIMEOUT,
             max_payload: 65_000,
+            write_timeout: WRITE_TIMEOUT,
         }
     }
 }
@@ -269,15 +274,8 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// The writing half of an RTSP connection, shared by replies and
-/// interleaved media so that the two never mix within a message.
-type Writer = Arc<Mutex<TcpStream>>;
-
-fn write_all(writer: &Writer, bytes: &[u8]) -> io::Result<()> {
-    let mut w = writer
-        .lock()
-        .map_err(|_| io::Error::other("writer poisoned"))?;
-    w.write_all(bytes)
-}
+/// interleaved media.
+type Writer = Arc<ConnectionWriter>;
 
 /// One connection's view of the world: files under the root, its media
 /// sender, its sockets.
@@ -467,10 +465,16 @@ fn serve_connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         .local_addr()
         .map(|a| a.ip())
         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let Ok(writer) = stream.try_clone() else {
-        return;
+    let writer = match stream
+        .try_clone()
+        .and_then(|s| ConnectionWriter::new(s, peer, shared.config.write_timeout))
+    {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            warn!(%peer, "cannot serve the connection: {e}");
+            return;
+        }
     };
-    let writer = Arc::new(Mutex::new(writer));
     let mut conn = ServerConnection::new(ConnectionConfig {
         request_timeout: shared.config.request_timeout,
         session_timeout: shared.config.session_timeout,
@@ -518,8 +522,9 @@ fn serve_connection(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         while let Some(out) = conn.poll_output() {
             match out {
                 ServerOutput::Send(bytes) => {
-                    if let Err(e) = write_all(&writer, &bytes) {
-                        debug!(%peer, "write failed: {e}");
+                    // The writer has said why, once, if it is the first
+                    // to fail.
+                    if writer.send(&bytes).is_err() {
                         conn.handle_closed();
                     }
                 }
@@ -615,7 +620,9 @@ impl Out {
                 writer,
                 rtp_channel,
                 ..
-            } => write_all(writer, &interleave(*rtp_channel, packet)),
+            } => writer
+                .send(&interleave(*rtp_channel, packet))
+                .map_err(io::Error::other),
         }
     }
 
@@ -627,7 +634,18 @@ impl Out {
                 writer,
                 rtcp_channel,
                 ..
-            } => write_all(writer, &interleave(*rtcp_channel, packet)),
+            } => writer
+                .send(&interleave(*rtcp_channel, packet))
+                .map_err(io::Error::other),
+        }
+    }
+
+    /// Whether the RTSP connection this session's media travels in has
+    /// broken (see [`ConnectionWriter`]): nothing more can be sent.
+    fn is_broken(&self) -> bool {
+        match self {
+            Out::Udp { .. } => false,
+            Out::Interleaved { writer, .. } => writer.is_broken(),
         }
     }
 
@@ -786,8 +804,8 @@ impl MediaSender {
     }
 }
 
-/// Consecutive failed sends after which the client is taken to be gone
-/// (its RTP port answers ICMP port unreachable).
+/// Refused frames in a row after which the client is taken to be gone (its
+/// RTP port answers ICMP port unreachable); see [`Refusals`].
 const MAX_SEND_FAILURES: u32 = 40;
 /// How often a paused standard session looks for RTCP keep-alives.
 const PAUSED_RTCP_CHECK: Duration = Duration::from_secs(5);
@@ -804,6 +822,33 @@ struct MediaJob {
     session: String,
     peer: SocketAddr,
     last_rtcp: Arc<Mutex<Option<Instant>>>,
+}
+
+/// Tells a client that has gone from one that lost a packet. On a connected
+/// UDP socket an ICMP port unreachable fails only the next send, after
+/// which a send goes out (and draws another ICMP): frames to a closed port
+/// fail every other time, so a count of failures in a row would never
+/// reach its limit. Refusals weigh twice what successes pay back: a closed
+/// port fills the count in [`MAX_SEND_FAILURES`] frames when every frame
+/// fails, in four times that when every other does, and an occasional
+/// refusal fades away.
+#[derive(Debug, Default)]
+struct Refusals(u32);
+
+impl Refusals {
+    /// Counts one frame; true when the client looks gone (and starts over).
+    fn gone_after(&mut self, ok: bool) -> bool {
+        self.0 = if ok {
+            self.0.saturating_sub(1)
+        } else {
+            self.0 + 2
+        };
+        let gone = self.0 >= 2 * MAX_SEND_FAILURES;
+        if gone {
+            self.0 = 0;
+        }
+        gone
+    }
 }
 
 /// Counters for sender reports.
@@ -838,7 +883,7 @@ impl MediaJob {
         let mut playing = false;
         let mut next_frame = 0usize;
         let mut sent = Sent::default();
-        let mut failures = 0u32;
+        let mut refusals = Refusals::default();
         let mut next_sr = Instant::now();
         let peer = self.peer;
         loop {
@@ -886,15 +931,20 @@ impl MediaJob {
                     if !playing || now < pacer.deadline() {
                         continue;
                     }
-                    match self.send_frame(next_frame, &mut sent) {
+                    let result = self.send_frame(next_frame, &mut sent);
+                    if self.out.is_broken() {
+                        // The connection's writer has said why; its reader
+                        // wakes up and ends the session.
+                        debug!(%peer, session = %self.session, "media stopped: the connection broke");
+                        break;
+                    }
+                    match result {
                         FrameResult::Sent(ok) => {
                             next_frame += 1;
                             pacer.advance(Instant::now());
-                            failures = if ok { 0 } else { failures + 1 };
-                            if failures >= MAX_SEND_FAILURES {
-                                warn!(%peer, session = %self.session, "the client does not accept packets; pausing");
+                            if refusals.gone_after(ok) {
+                                warn!(%peer, session = %self.session, "the client does not accept packets (its RTP port is closed?); pausing until it sends PLAY again");
                                 playing = false;
-                                failures = 0;
                             }
                         }
                         FrameResult::Skipped => next_frame += 1,
@@ -991,4 +1041,29 @@ pub fn root_and_name(path: &Path) -> Option<(PathBuf, String)> {
         _ => PathBuf::from("."),
     };
     Some((root, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_port_is_noticed_even_when_every_other_send_goes_out() {
+        // What a connected UDP socket does towards a closed port.
+        let mut r = Refusals::default();
+        let frames = (0..1000).position(|n| r.gone_after(n % 2 == 0));
+        assert!(
+            frames.is_some_and(|f| f < 4 * MAX_SEND_FAILURES as usize),
+            "{frames:?}"
+        );
+        let mut r = Refusals::default();
+        let frames = (0..1000).position(|_| r.gone_after(false));
+        assert_eq!(frames, Some(MAX_SEND_FAILURES as usize - 1));
+    }
+
+    #[test]
+    fn occasional_refusals_fade_away() {
+        let mut r = Refusals::default();
+        assert!(!(0..100_000).any(|n| r.gone_after(n % 3 != 0)));
+    }
 }
