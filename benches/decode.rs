@@ -1,6 +1,7 @@
 //! JPEG decode speed on one core: Streamlab's path (zune-jpeg straight to
 //! RGBA) against the `image` crate's generic decode plus RGBA conversion,
 //! in the same run, for the lab's 384x288 frames and a 1080p frame.
+//! benches/decode_ffmpeg.rs sets the same decoder beside ffmpeg.
 //!
 //! Run: `cargo bench --bench decode`. Criterion prints time per frame; the
 //! frames/s per core is 1 / that time.

@@ -1,14 +1,17 @@
 //! RTP/JPEG-ready frames against the lab's movie.Mjpeg (4:4:4, so every
 //! frame must be re-encoded): the results travel as RFC 2435, look like
 //! their source, are encoded once however many sessions ask, and frames
-//! that already travel are passed on untouched.
+//! that already travel are passed on untouched. The worker encodes ahead
+//! of the playhead, follows seeks, is shared by every session of a file,
+//! and keeps within the cache's budget.
 
 use std::sync::{Arc, Barrier, LazyLock};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use streamlab::media::MjpegFile;
-use streamlab::media::rtp_ready::{RTP_QUALITY, RtpReadyFrames};
+use streamlab::media::rtp_ready::{RTP_QUALITY, RtpReadyFrames, reencode_for_rtp};
 use streamlab::net::client::decode_rgba;
 use streamlab::protocol::rtp_jpeg::{self, CarryError, Layout};
 
@@ -190,4 +193,120 @@ fn a_corrupt_frame_names_its_index_and_the_next_one_still_plays() {
     assert_eq!(rtp_jpeg::carriable(&next).unwrap().layout, Layout::Yuv420);
     // The failure is not remembered as a result: asking again fails again.
     assert!(ready.frame(1).is_err());
+}
+
+/// Every frame the worker has encoded is kept once: no frame encoded twice.
+fn assert_each_frame_encoded_once(ready: &RtpReadyFrames) {
+    assert_eq!(ready.encodes_done(), ready.cached_frames());
+}
+
+/// Waits, up to `limit`, for the worker to stop once its viewers are gone.
+fn worker_stops(ready: &RtpReadyFrames, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while ready.worker_running() {
+        assert!(Instant::now() < deadline, "the worker never stopped");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_worker_fills_the_cache_ahead_of_the_playhead_with_the_same_bytes() {
+    let ready = Arc::new(RtpReadyFrames::new(movie()));
+    let viewer = ready.viewer(100);
+    assert!(
+        ready.wait_ready(MOVIE_FRAMES - 1, Duration::from_secs(120)),
+        "the worker reached the last frame"
+    );
+    for n in 100..MOVIE_FRAMES {
+        assert!(ready.is_ready(n), "frame {n}");
+    }
+    // From the playhead onward: nothing behind it was encoded.
+    assert!((0..100).all(|n| !ready.is_ready(n)));
+    assert_eq!(ready.encodes_done(), MOVIE_FRAMES - 100);
+    assert_eq!(ready.workers_started(), 1);
+    // What the sender then takes is cached, and is what an encode on the
+    // spot gives, byte for byte.
+    for n in (100..MOVIE_FRAMES).step_by(25) {
+        let got = viewer.frame(n).unwrap().unwrap();
+        let want = reencode_for_rtp(&movie_frame(n), RTP_QUALITY).unwrap();
+        assert!(*got == want, "frame {n} differs from a fresh encode");
+    }
+    assert_eq!(ready.encodes_done(), MOVIE_FRAMES - 100);
+    drop(viewer);
+    worker_stops(&ready, Duration::from_secs(10));
+    assert_each_frame_encoded_once(&ready);
+}
+
+#[test]
+fn a_seek_moves_the_worker() {
+    let ready = Arc::new(RtpReadyFrames::new(movie()));
+    let viewer = ready.viewer(0);
+    viewer.seek(400);
+    assert!(ready.wait_ready(MOVIE_FRAMES - 1, Duration::from_secs(120)));
+    assert!((400..MOVIE_FRAMES).all(|n| ready.is_ready(n)));
+    // It left the frames before the seek point alone (a few from 0 may
+    // have been done before the seek arrived, not 400 of them).
+    assert!(!ready.is_ready(399));
+    assert!(ready.encodes_done() < 150, "{}", ready.encodes_done());
+    drop(viewer);
+    worker_stops(&ready, Duration::from_secs(10));
+    assert_each_frame_encoded_once(&ready);
+}
+
+#[test]
+fn concurrent_sessions_share_one_worker_and_one_encode_per_frame() {
+    const FRAMES: usize = 60;
+    const SESSIONS: usize = 4;
+    let ready = Arc::new(RtpReadyFrames::new(movie()));
+    let start = Arc::new(Barrier::new(SESSIONS));
+    let sessions: Vec<_> = (0..SESSIONS)
+        .map(|_| {
+            let ready = Arc::clone(&ready);
+            let start = Arc::clone(&start);
+            thread::spawn(move || {
+                let viewer = ready.viewer(0);
+                start.wait();
+                let got: Vec<Arc<Vec<u8>>> = (0..FRAMES)
+                    .map(|n| viewer.frame(n).unwrap().unwrap())
+                    .collect();
+                // Every session is alive here: still one worker.
+                assert!(ready.workers_started() <= 1);
+                start.wait();
+                got
+            })
+        })
+        .collect();
+    let results: Vec<Vec<Arc<Vec<u8>>>> = sessions.into_iter().map(|h| h.join().unwrap()).collect();
+    for got in &results[1..] {
+        for n in 0..FRAMES {
+            assert!(Arc::ptr_eq(&got[n], &results[0][n]), "frame {n}");
+        }
+    }
+    worker_stops(&ready, Duration::from_secs(10));
+    assert_eq!(ready.workers_started(), 1);
+    assert!(ready.encodes_done() >= FRAMES);
+    assert_each_frame_encoded_once(&ready);
+}
+
+#[test]
+fn a_full_cache_makes_room_from_behind_the_playhead() {
+    // Room for about 20 of movie.Mjpeg's re-encoded frames (12 KB each).
+    const LIMIT: usize = 240_000;
+    let ready = Arc::new(RtpReadyFrames::with_cache_limit(movie(), LIMIT));
+    let viewer = ready.viewer(0);
+    for n in 0..200 {
+        assert!(viewer.frame(n).unwrap().is_some());
+        assert!(
+            ready.cached_bytes() <= LIMIT,
+            "{} bytes",
+            ready.cached_bytes()
+        );
+    }
+    // The worker keeps going ahead of the viewer at 199, and frames far
+    // behind it made the room.
+    assert!(ready.wait_ready(205, Duration::from_secs(60)));
+    assert!(ready.cached_bytes() <= LIMIT);
+    assert!(!ready.is_ready(50));
+    drop(viewer);
+    worker_stops(&ready, Duration::from_secs(10));
 }

@@ -5,6 +5,7 @@
 pub mod jpeg;
 pub mod mjpeg_file;
 pub mod pattern;
+pub mod reencode;
 pub mod rtp_ready;
 
 pub use mjpeg_file::{Framing, MediaError, MjpegFile, SkippedFrame};

@@ -7,55 +7,31 @@
 //! Frames that can travel go out untouched. The others are decoded and
 //! re-encoded as 4:2:0 once per file, not per session: one shared
 //! [`RtpReadyFrames`] per file caches the results, so that ten viewers of a
-//! 4:4:4 clip cost one encode per frame, and only the first request of each
-//! frame pays for it.
+//! 4:4:4 clip cost one encode per frame.
+//!
+//! A 1080p frame takes about 20 ms to re-encode, most of a 30 fps frame
+//! period, so it is not left to the sender's path: while sessions play a
+//! file that needs it (each through a [`Viewer`]), one worker per file
+//! encodes the frames ahead of their playheads, nearest deadline first, and
+//! the senders find them cached. A sender waits only for a frame that is
+//! being encoded at that moment; one that nobody has started (the worker is
+//! behind) it encodes itself, as before. No lock is held while encoding.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
-use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, Encoder, SamplingFactor};
-use zune_jpeg::JpegDecoder;
-use zune_jpeg::zune_core::bytestream::ZCursor;
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
-
+use crate::media::reencode::describe;
+pub use crate::media::reencode::{RTP_QUALITY, ReencodeError, reencode_for_rtp};
 use crate::media::{MediaError, MjpegFile};
 use crate::protocol::rtp_jpeg::{self, CarryError};
 
-/// Quality of re-encoded frames (jpeg-encoder's 1..=100 scale, libjpeg
-/// style). At 90 movie.Mjpeg's frames stay within 0.5 levels of their
-/// source on average (PSNR 47.5 dB, worst frame 44.6 dB; see
-/// tests/rtp_ready.rs) for 12 KB a frame against the source's 8.5 KB. 95
-/// gains only 1.4 dB for 26% more bytes, and 75 or 85 lose 1 dB while
-/// saving little: the 4:2:0 chroma halving RFC 2435 forces dominates.
-pub const RTP_QUALITY: u8 = 90;
-
 /// Most bytes of re-encoded frames kept per file. movie.Mjpeg's 500 frames
-/// take 6 MB; a long HD clip would not fit, and then frames past the budget
-/// are re-encoded on every request instead of growing memory without end.
+/// take 6 MB; a long HD clip would not fit: then frames behind every
+/// viewer make room for frames ahead of them, and a frame that still does
+/// not fit is re-encoded on every request instead of growing memory.
 pub const CACHE_LIMIT: usize = 256 * 1024 * 1024;
-
-/// Largest side decoded for re-encoding: bounds the RGB buffer (8192² x 3
-/// is 192 MiB) against a hostile or corrupt SOF.
-const MAX_DECODE_SIDE: usize = 8192;
-
-/// Why one JPEG could not be re-encoded.
-#[derive(Debug, thiserror::Error)]
-pub enum ReencodeError {
-    #[error("it does not decode: {0}")]
-    Decode(String),
-    #[error("it decodes to {width}x{height}, over the 65535 pixels a JPEG side can have")]
-    TooLarge { width: usize, height: usize },
-    #[error("it decodes to {got} bytes of RGB, not the {want} that {width}x{height} needs")]
-    ShortImage {
-        width: usize,
-        height: usize,
-        got: usize,
-        want: usize,
-    },
-    #[error("it cannot be encoded again: {0}")]
-    Encode(#[from] jpeg_encoder::EncodingError),
-}
 
 /// Why [`RtpReadyFrames::frame`] has no frame to give.
 #[derive(Debug, thiserror::Error)]
@@ -88,13 +64,56 @@ impl RtpReadyError {
 enum Slot {
     #[default]
     Unseen,
-    /// Carriable as it is: read it from the file each time, as before.
+    /// Carriable as it is: read it from the file each time.
     Untouched,
     /// Re-encoded and kept.
     Cached(Arc<Vec<u8>>),
-    /// Needs re-encoding and nothing is kept: the cache was full, or the
-    /// last attempt failed.
+    /// Someone (the worker or a sender) is reading, checking or encoding
+    /// it; whoever else wants it waits for them.
+    Busy,
+    /// Needs re-encoding; nothing kept yet, or any more (it made room for
+    /// frames ahead of the viewers).
     Reencode,
+    /// Needs re-encoding, and its bytes did not fit in the cache.
+    OverBudget,
+    /// The last attempt failed (`checked`: after finding that the frame
+    /// needs re-encoding). The worker leaves it; a sender tries again and
+    /// says why it fails.
+    Failed { checked: bool },
+}
+
+impl Slot {
+    fn is_ready(&self) -> bool {
+        matches!(self, Slot::Untouched | Slot::Cached(_))
+    }
+
+    /// Nothing for the worker to do here.
+    fn is_settled(&self) -> bool {
+        matches!(
+            self,
+            Slot::Untouched | Slot::Cached(_) | Slot::OverBudget | Slot::Failed { .. }
+        )
+    }
+}
+
+/// Where one viewer reads next.
+struct Cursor {
+    at: usize,
+    /// Every frame in `at..frontier` is settled, so the worker's search for
+    /// work starts here instead of at `at`.
+    frontier: usize,
+}
+
+struct State {
+    slots: Vec<Slot>,
+    cursors: HashMap<u64, Cursor>,
+    next_viewer: u64,
+    /// How many frames the file has, once a read past the last said so.
+    end: Option<usize>,
+    cached_bytes: usize,
+    cached_frames: usize,
+    /// Whether the worker thread runs.
+    worker: bool,
 }
 
 /// Frames of one file in a form RFC 2435 can carry: untouched where they
@@ -102,18 +121,20 @@ enum Slot {
 /// [`RTP_QUALITY`]) where they cannot.
 ///
 /// Make one per file and share it (via `Arc`) among all the sessions
-/// playing that file: the cache and the encode-once guarantee are per
-/// object.
+/// playing that file: the cache, the worker and the encode-once guarantee
+/// are per object.
 pub struct RtpReadyFrames {
     file: Arc<MjpegFile>,
-    /// One lock per frame so that sessions asking for the same frame wait
-    /// for a single encode while other frames proceed in parallel. The
-    /// outer lock is only held to find or add a slot.
-    slots: Mutex<Vec<Arc<Mutex<Slot>>>>,
+    /// Held only to look at or change slots and cursors, never while
+    /// reading, checking or encoding a frame.
+    state: Mutex<State>,
+    /// A slot or a cursor changed.
+    changed: Condvar,
     cache_limit: usize,
-    cached_bytes: AtomicUsize,
+    ahead: bool,
     reencoded: AtomicUsize,
     encodes: AtomicUsize,
+    workers_started: AtomicUsize,
     first_reason: OnceLock<String>,
     cache_full_logged: AtomicBool,
 }
@@ -123,8 +144,104 @@ impl std::fmt::Debug for RtpReadyFrames {
         f.debug_struct("RtpReadyFrames")
             .field("file", &self.file.name())
             .field("reencoded", &self.reencoded.load(Ordering::Relaxed))
-            .field("cached_bytes", &self.cached_bytes.load(Ordering::Relaxed))
+            .field("encodes", &self.encodes.load(Ordering::Relaxed))
             .finish_non_exhaustive()
+    }
+}
+
+/// One session's place in a file's [`RtpReadyFrames`]: the worker encodes
+/// ahead of it. Dropping it forgets the place (and the worker stops when
+/// no viewer is left).
+pub struct Viewer {
+    frames: Arc<RtpReadyFrames>,
+    id: u64,
+}
+
+impl std::fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Viewer")
+            .field("file", &self.frames.file.name())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Viewer {
+    /// Frame n ready for RFC 2435, or Ok(None) past the end; the playhead
+    /// moves to n.
+    pub fn frame(&self, n: usize) -> Result<Option<Arc<Vec<u8>>>, RtpReadyError> {
+        self.frames.set_cursor(self.id, n);
+        let frame = self.frames.frame(n);
+        // A file whose first frames travel as they are may still hold some
+        // that do not.
+        self.frames.ensure_worker();
+        frame
+    }
+
+    /// Moves the playhead (PLAY with Range): the worker follows.
+    pub fn seek(&self, n: usize) {
+        self.frames.set_cursor(self.id, n);
+    }
+
+    pub fn frames(&self) -> &Arc<RtpReadyFrames> {
+        &self.frames
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.frames.lock().cursors.remove(&self.id);
+        self.frames.changed.notify_all();
+    }
+}
+
+/// A slot taken for reading, checking or encoding. Dropped unsettled (a
+/// panic), it puts back what was known, so that nobody waits for ever.
+struct Claim<'a> {
+    frames: &'a RtpReadyFrames,
+    n: usize,
+    /// The frame is known to need re-encoding.
+    checked: bool,
+    armed: bool,
+}
+
+impl Claim<'_> {
+    fn settle(mut self, decide: impl FnOnce(&mut State) -> Slot) {
+        self.armed = false;
+        let mut st = self.frames.lock();
+        let slot = decide(&mut st);
+        if let Some(s) = st.slots.get_mut(self.n) {
+            *s = slot;
+        }
+        drop(st);
+        self.frames.changed.notify_all();
+    }
+
+    /// The frame does not exist: the file ends before it.
+    fn settle_end(mut self) {
+        self.armed = false;
+        let mut st = self.frames.lock();
+        st.end = Some(st.end.map_or(self.n, |e| e.min(self.n)));
+        let n = self.n;
+        st.slots.truncate(n);
+        drop(st);
+        self.frames.changed.notify_all();
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let restore = if self.checked {
+                Slot::Reencode
+            } else {
+                Slot::Unseen
+            };
+            if let Some(s) = self.frames.lock().slots.get_mut(self.n) {
+                *s = restore;
+            }
+            self.frames.changed.notify_all();
+        }
     }
 }
 
@@ -138,73 +255,121 @@ impl RtpReadyFrames {
     pub fn with_cache_limit(file: Arc<MjpegFile>, cache_limit: usize) -> Self {
         RtpReadyFrames {
             file,
-            slots: Mutex::new(Vec::new()),
+            state: Mutex::new(State {
+                slots: Vec::new(),
+                cursors: HashMap::new(),
+                next_viewer: 1,
+                end: None,
+                cached_bytes: 0,
+                cached_frames: 0,
+                worker: false,
+            }),
+            changed: Condvar::new(),
             cache_limit,
-            cached_bytes: AtomicUsize::new(0),
+            ahead: true,
             reencoded: AtomicUsize::new(0),
             encodes: AtomicUsize::new(0),
+            workers_started: AtomicUsize::new(0),
             first_reason: OnceLock::new(),
             cache_full_logged: AtomicBool::new(false),
         }
+    }
+
+    /// Whether viewers get a worker encoding ahead of them (the default).
+    /// Without it each frame is re-encoded when first asked for, in the
+    /// sender's path, as before the worker existed; kept for measuring
+    /// what the worker gains.
+    pub fn encode_ahead(mut self, on: bool) -> Self {
+        self.ahead = on;
+        self
     }
 
     pub fn file(&self) -> &Arc<MjpegFile> {
         &self.file
     }
 
+    /// A new playhead at frame `from`. If the file needs re-encoding there,
+    /// the worker starts (or keeps) encoding ahead of it.
+    pub fn viewer(self: &Arc<Self>, from: usize) -> Viewer {
+        let id = {
+            let mut st = self.lock();
+            let id = st.next_viewer;
+            st.next_viewer += 1;
+            st.cursors.insert(
+                id,
+                Cursor {
+                    at: from,
+                    frontier: from,
+                },
+            );
+            id
+        };
+        self.changed.notify_all();
+        self.check(from);
+        self.ensure_worker();
+        Viewer {
+            frames: Arc::clone(self),
+            id,
+        }
+    }
+
     /// Frame n ready for RFC 2435, or Ok(None) past the end.
     pub fn frame(&self, n: usize) -> Result<Option<Arc<Vec<u8>>>, RtpReadyError> {
-        let (slot, read) = match self.existing_slot(n) {
-            Some(slot) => (slot, None),
-            None => {
-                // The file is asked first so that a request past the end
-                // never grows the slot table.
-                let Some(bytes) = self.file.frame(n)? else {
-                    return Ok(None);
-                };
-                (self.slot(n), Some(bytes))
-            }
-        };
-        let mut state = lock(&slot);
-        match &*state {
-            Slot::Cached(jpeg) => return Ok(Some(Arc::clone(jpeg))),
-            Slot::Untouched => {
-                drop(state);
-                return self.read(n, read);
-            }
-            Slot::Unseen | Slot::Reencode => {}
-        }
-        let Some(original) = self.read_vec(n, read)? else {
-            return Ok(None);
-        };
-        if matches!(*state, Slot::Unseen) {
-            match rtp_jpeg::carriable(&original) {
-                Ok(_) => {
-                    *state = Slot::Untouched;
-                    return Ok(Some(Arc::new(original)));
+        let mut read = None;
+        let mut st = self.lock();
+        let claim = loop {
+            match st.slots.get(n) {
+                Some(Slot::Cached(jpeg)) => return Ok(Some(Arc::clone(jpeg))),
+                Some(Slot::Untouched) => {
+                    drop(st);
+                    return Ok(self.read(n, read)?.map(Arc::new));
                 }
-                Err(why) => {
-                    // Counted here, before the attempt, so that a frame that
-                    // fails to decode counts once however often it is asked.
-                    self.note_reencode(&why);
-                    *state = Slot::Reencode;
+                // The worker (or another session) is at it: it finishes
+                // sooner than a fresh encode would.
+                Some(Slot::Busy) => st = self.wait(st),
+                Some(_) => break self.claim(&mut st, n),
+                None if read.is_some() => break self.claim(&mut st, n),
+                None => {
+                    // The file is asked first so that a request past the
+                    // end never grows the slot table.
+                    drop(st);
+                    let Some(bytes) = self.file.frame(n)? else {
+                        return Ok(None);
+                    };
+                    read = Some(bytes);
+                    st = self.lock();
                 }
             }
-        }
-        let jpeg =
-            reencode_for_rtp(&original, RTP_QUALITY).map_err(|source| RtpReadyError::Frame {
-                file: self.file.name().to_owned(),
-                index: n,
-                source,
-            })?;
-        self.encodes.fetch_add(1, Ordering::Relaxed);
-        let jpeg = Arc::new(jpeg);
-        *state = if self.reserve(jpeg.len()) {
-            Slot::Cached(Arc::clone(&jpeg))
-        } else {
-            Slot::Reencode
         };
-        Ok(Some(jpeg))
+        drop(st);
+        self.make_ready(claim, read)
+    }
+
+    /// Whether frame n can be had without encoding: cached, or carriable
+    /// as it is.
+    pub fn is_ready(&self, n: usize) -> bool {
+        self.lock().slots.get(n).is_some_and(Slot::is_ready)
+    }
+
+    /// Waits until frame n is ready (see [`RtpReadyFrames::is_ready`]) or
+    /// `timeout` passes; false on timeout or past the end.
+    pub fn wait_ready(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if st.slots.get(n).is_some_and(Slot::is_ready) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if st.end.is_some_and(|e| n >= e) || left.is_zero() {
+                return false;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// How many frames had to be re-encoded so far, and why (first reason).
@@ -223,30 +388,277 @@ impl RtpReadyFrames {
 
     /// Bytes of re-encoded frames held.
     pub fn cached_bytes(&self) -> usize {
-        self.cached_bytes.load(Ordering::Relaxed)
+        self.lock().cached_bytes
     }
 
-    fn existing_slot(&self, n: usize) -> Option<Arc<Mutex<Slot>>> {
-        lock(&self.slots).get(n).cloned()
+    /// Re-encoded frames held.
+    pub fn cached_frames(&self) -> usize {
+        self.lock().cached_frames
     }
 
-    fn slot(&self, n: usize) -> Arc<Mutex<Slot>> {
-        let mut slots = lock(&self.slots);
-        if slots.len() <= n {
-            slots.resize_with(n + 1, Default::default);
+    /// Whether the worker runs now.
+    pub fn worker_running(&self) -> bool {
+        self.lock().worker
+    }
+
+    /// How many times a worker was started for this file (one at a time).
+    pub fn workers_started(&self) -> usize {
+        self.workers_started.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // State changes only by whole assignments after the fallible work,
+        // so a panic while it is held cannot leave it half written.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed
+            .wait(st)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks slot n busy (growing the table to it).
+    fn claim(&self, st: &mut State, n: usize) -> Claim<'_> {
+        if st.slots.len() <= n {
+            st.slots.resize_with(n + 1, Default::default);
         }
-        Arc::clone(&slots[n])
+        let was = std::mem::replace(&mut st.slots[n], Slot::Busy);
+        Claim {
+            frames: self,
+            n,
+            checked: matches!(
+                was,
+                Slot::Reencode | Slot::OverBudget | Slot::Failed { checked: true }
+            ),
+            armed: true,
+        }
     }
 
-    fn read(&self, n: usize, read: Option<Vec<u8>>) -> Result<Option<Arc<Vec<u8>>>, RtpReadyError> {
-        Ok(self.read_vec(n, read)?.map(Arc::new))
-    }
-
-    fn read_vec(&self, n: usize, read: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, RtpReadyError> {
+    fn read(&self, n: usize, read: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, RtpReadyError> {
         match read {
             Some(bytes) => Ok(Some(bytes)),
             None => Ok(self.file.frame(n)?),
         }
+    }
+
+    /// Reads, checks and if need be re-encodes the claimed frame, with no
+    /// lock held, then settles its slot.
+    fn make_ready(
+        &self,
+        mut claim: Claim<'_>,
+        read: Option<Vec<u8>>,
+    ) -> Result<Option<Arc<Vec<u8>>>, RtpReadyError> {
+        let n = claim.n;
+        let original = match self.read(n, read) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                claim.settle_end();
+                return Ok(None);
+            }
+            Err(e) => {
+                let checked = claim.checked;
+                claim.settle(|_| Slot::Failed { checked });
+                return Err(e);
+            }
+        };
+        if !claim.checked {
+            match rtp_jpeg::carriable(&original) {
+                Ok(_) => {
+                    claim.settle(|_| Slot::Untouched);
+                    return Ok(Some(Arc::new(original)));
+                }
+                Err(why) => {
+                    // Counted here, before the attempt, so that a frame
+                    // that fails to decode counts once however often it is
+                    // asked for.
+                    self.note_reencode(&why);
+                    claim.checked = true;
+                }
+            }
+        }
+        let jpeg = match reencode_for_rtp(&original, RTP_QUALITY) {
+            Ok(j) => Arc::new(j),
+            Err(source) => {
+                claim.settle(|_| Slot::Failed { checked: true });
+                return Err(RtpReadyError::Frame {
+                    file: self.file.name().to_owned(),
+                    index: n,
+                    source,
+                });
+            }
+        };
+        self.encodes.fetch_add(1, Ordering::Relaxed);
+        claim.settle(|st| self.keep(st, &jpeg));
+        Ok(Some(jpeg))
+    }
+
+    /// Learns whether frame n needs re-encoding (without encoding it), so
+    /// that the worker can start before the first frame is asked for.
+    fn check(&self, n: usize) {
+        if !matches!(self.lock().slots.get(n), None | Some(Slot::Unseen)) {
+            return;
+        }
+        let Ok(Some(bytes)) = self.file.frame(n) else {
+            return;
+        };
+        let verdict = rtp_jpeg::carriable(&bytes).err();
+        let mut st = self.lock();
+        if st.slots.len() <= n {
+            st.slots.resize_with(n + 1, Default::default);
+        }
+        if matches!(st.slots[n], Slot::Unseen) {
+            st.slots[n] = if verdict.is_some() {
+                Slot::Reencode
+            } else {
+                Slot::Untouched
+            };
+            drop(st);
+            if let Some(why) = verdict {
+                self.note_reencode(&why);
+            }
+        }
+    }
+
+    fn set_cursor(&self, id: u64, n: usize) {
+        let mut st = self.lock();
+        let Some(c) = st.cursors.get_mut(&id) else {
+            return;
+        };
+        if c.at == n {
+            return;
+        }
+        c.frontier = if n >= c.at { c.frontier.max(n) } else { n };
+        c.at = n;
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// Starts the worker if the file needs re-encoding, viewers exist and
+    /// none runs.
+    fn ensure_worker(self: &Arc<Self>) {
+        if !self.ahead || self.reencoded.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut st = self.lock();
+        if st.worker || st.cursors.is_empty() {
+            return;
+        }
+        let me = Arc::clone(self);
+        // A thread of its own, here rather than in src/net: the cache it
+        // fills belongs to the file and is shared by sessions on different
+        // connections, so no connection's or session's thread can do the
+        // work without holding up its own sends. One per file at most (the
+        // `worker` flag), and it ends when the file's last viewer goes.
+        let spawned = std::thread::Builder::new()
+            .name("encode-ahead".into())
+            .spawn(move || me.work());
+        match spawned {
+            Ok(_) => {
+                st.worker = true;
+                self.workers_started.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(
+                file = self.file.name(),
+                "cannot start a thread to re-encode ahead of the viewers ({e}); \
+                 frames are re-encoded as they are sent"
+            ),
+        }
+    }
+
+    /// The worker: encodes the frame with the nearest deadline, again and
+    /// again, and sleeps when none is left or the cache has no room.
+    fn work(self: Arc<Self>) {
+        loop {
+            let claim = {
+                let mut st = self.lock();
+                loop {
+                    if st.cursors.is_empty() {
+                        st.worker = false;
+                        return;
+                    }
+                    if let Some(n) = self.pick(&mut st) {
+                        break self.claim(&mut st, n);
+                    }
+                    st = self.wait(st);
+                }
+            };
+            // Failures are settled in the slot; the sender that asks for
+            // the frame tries again and reports them.
+            let _ = self.make_ready(claim, None);
+        }
+    }
+
+    /// The first unsettled frame ahead of the viewer that will reach it
+    /// soonest, if the cache has room for it.
+    fn pick(&self, st: &mut State) -> Option<usize> {
+        let end = st.end.or_else(|| self.file.frame_count());
+        let State { slots, cursors, .. } = st;
+        let mut best: Option<(usize, usize)> = None;
+        for c in cursors.values_mut() {
+            c.frontier = c.frontier.max(c.at);
+            while slots.get(c.frontier).is_some_and(Slot::is_settled) {
+                c.frontier += 1;
+            }
+            let mut n = c.frontier;
+            while slots
+                .get(n)
+                .is_some_and(|s| s.is_settled() || matches!(s, Slot::Busy))
+            {
+                n += 1;
+            }
+            if end.is_some_and(|e| n >= e) {
+                continue;
+            }
+            let distance = n - c.at;
+            if best.is_none_or(|(d, _)| distance < d) {
+                best = Some((distance, n));
+            }
+        }
+        let (_, n) = best?;
+        self.has_room(st).then_some(n)
+    }
+
+    /// Whether another re-encoded frame (of the average size so far) fits,
+    /// counting what can be dropped from behind every viewer.
+    fn has_room(&self, st: &State) -> bool {
+        let typical = st
+            .cached_bytes
+            .checked_div(st.cached_frames)
+            .unwrap_or(0)
+            .max(1);
+        st.cached_bytes + typical <= self.cache_limit || behind_every_viewer(st).is_some()
+    }
+
+    /// What becomes of a fresh encode: kept if it fits (making room from
+    /// behind every viewer if need be), else left to be encoded again.
+    fn keep(&self, st: &mut State, jpeg: &Arc<Vec<u8>>) -> Slot {
+        let len = jpeg.len();
+        while st.cached_bytes + len > self.cache_limit {
+            let Some(i) = behind_every_viewer(st) else {
+                break;
+            };
+            if let Slot::Cached(old) = std::mem::replace(&mut st.slots[i], Slot::Reencode) {
+                st.cached_bytes -= old.len();
+                st.cached_frames -= 1;
+            }
+        }
+        if st.cached_bytes + len <= self.cache_limit {
+            st.cached_bytes += len;
+            st.cached_frames += 1;
+            return Slot::Cached(Arc::clone(jpeg));
+        }
+        if !self.cache_full_logged.swap(true, Ordering::Relaxed) {
+            tracing::info!(
+                file = self.file.name(),
+                "{}: the {} MiB cache of re-encoded frames is full; frames behind every \
+                 viewer make room for frames ahead, and frames that still do not fit are \
+                 re-encoded on every request",
+                self.file.name(),
+                self.cache_limit / (1024 * 1024)
+            );
+        }
+        Slot::OverBudget
     }
 
     fn note_reencode(&self, why: &CarryError) {
@@ -261,103 +673,22 @@ impl RtpReadyFrames {
             );
         }
     }
-
-    /// Takes `len` bytes of the cache budget, or says it is spent.
-    fn reserve(&self, len: usize) -> bool {
-        let limit = self.cache_limit;
-        let fits = self
-            .cached_bytes
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(len).filter(|&total| total <= limit)
-            })
-            .is_ok();
-        if !fits && !self.cache_full_logged.swap(true, Ordering::Relaxed) {
-            tracing::info!(
-                file = self.file.name(),
-                "{}: the {} MiB cache of re-encoded frames is full; further frames are \
-                 re-encoded on every request",
-                self.file.name(),
-                limit / (1024 * 1024)
-            );
-        }
-        fits
-    }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Slots change only by whole assignments after the fallible work, so a
-    // panic while one is held cannot leave it half written.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Words that fit "frames are {reason}" in the log line.
-fn describe(why: &CarryError) -> String {
-    match why {
-        CarryError::Sampling(s) if s == "1x1,1x1,1x1" => {
-            "4:4:4 (sampling 1x1,1x1,1x1), which RFC 2435 cannot carry".into()
-        }
-        CarryError::Sampling(s) => {
-            format!("sampled {s}, neither 4:2:2 nor 4:2:0 as RFC 2435 needs")
-        }
-        CarryError::NotJpeg => "not starting with FF D8".into(),
-        CarryError::Malformed { offset, what } => {
-            format!("unreadable for RFC 2435 at byte {offset} ({what})")
-        }
-        CarryError::NotBaseline(n) => format!("not baseline JPEG (SOF{n})"),
-        CarryError::Components(n) => format!("{n}-component, not 3-component YCbCr"),
-        CarryError::Tables => "using 16-bit or oddly shared quantisation tables".into(),
-        CarryError::Huffman => "using non-standard (optimised) Huffman tables".into(),
-        CarryError::Scan => "not one interleaved scan with standard table ids".into(),
-    }
-}
-
-/// Decodes `jpeg` and encodes it again as baseline 4:2:0 JPEG with the
-/// standard (Annex K) Huffman tables and one interleaved scan, which
-/// [`rtp_jpeg::carriable`] accepts. Any size works; odd sides are padded
-/// inside the encoder's MCUs, not in the picture.
-pub fn reencode_for_rtp(jpeg: &[u8], quality: u8) -> Result<Vec<u8>, ReencodeError> {
-    let options = DecoderOptions::default()
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
-        .set_max_width(MAX_DECODE_SIDE)
-        .set_max_height(MAX_DECODE_SIDE);
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
-    let rgb = decoder
-        .decode()
-        .map_err(|e| ReencodeError::Decode(e.to_string()))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| ReencodeError::Decode("no image header".into()))?;
-    let (width, height) = (usize::from(info.width), usize::from(info.height));
-    let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
-        return Err(ReencodeError::TooLarge { width, height });
-    };
-    let want = width * height * 3;
-    // Grayscale or CMYK sources are converted by the decoder; anything else
-    // would make the encoder read the wrong bytes.
-    if rgb.len() != want {
-        return Err(ReencodeError::ShortImage {
-            width,
-            height,
-            got: rgb.len(),
-            want,
-        });
-    }
-    let mut out = Vec::with_capacity(want / 8);
-    let mut encoder = Encoder::new(&mut out, quality.clamp(1, 100));
-    encoder.set_sampling_factor(SamplingFactor::F_2_2);
-    // Averaging keeps thin coloured edges; the default takes one pixel of
-    // four and makes them flicker.
-    encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
-    // Optimised Huffman tables stay off (the default): RFC 2435 receivers
-    // rebuild the standard ones and would misread anything else.
-    encoder.encode(&rgb, w, h, ColorType::Rgb)?;
-    Ok(out)
+/// The cached frame furthest behind every viewer (the last one any of
+/// them will want again), if there is a viewer.
+fn behind_every_viewer(st: &State) -> Option<usize> {
+    let first = st.cursors.values().map(|c| c.at).min()?;
+    st.slots[..first.min(st.slots.len())]
+        .iter()
+        .position(|s| matches!(s, Slot::Cached(_)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::rtp_jpeg::Layout;
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
     fn gradient(w: u16, h: u16) -> Vec<u8> {
         let (w, h) = (usize::from(w), usize::from(h));
@@ -392,22 +723,6 @@ mod tests {
     }
 
     #[test]
-    fn jpeg_encoder_output_is_carriable() {
-        for (w, h) in [(384, 288), (1, 1), (17, 9), (33, 250), (2040, 16)] {
-            let src = encode(w, h, SamplingFactor::F_1_1);
-            assert!(matches!(
-                rtp_jpeg::carriable(&src),
-                Err(CarryError::Sampling(_))
-            ));
-            let out = reencode_for_rtp(&src, RTP_QUALITY).unwrap();
-            let c = rtp_jpeg::carriable(&out).unwrap();
-            assert_eq!((c.layout, c.width, c.height), (Layout::Yuv420, w, h));
-            assert_eq!(c.restart_interval, 0);
-            assert!(c.tables.iter().flatten().all(|&q| q >= 1));
-        }
-    }
-
-    #[test]
     fn carriable_frames_go_out_untouched_and_444_ones_once_re_encoded() {
         let f420 = encode(64, 48, SamplingFactor::F_2_2);
         let f422 = encode(64, 48, SamplingFactor::F_2_1);
@@ -425,8 +740,10 @@ mod tests {
         assert!(reason.unwrap().starts_with("4:4:4"));
         assert_eq!(ready.encodes_done(), 1);
         assert_eq!(ready.cached_bytes(), a.len());
+        assert_eq!(ready.cached_frames(), 1);
         // Untouched frames are still served after their slot exists.
         assert_eq!(*ready.frame(0).unwrap().unwrap(), f420);
+        assert!(ready.is_ready(0) && ready.is_ready(2) && !ready.is_ready(3));
     }
 
     #[test]
@@ -457,6 +774,31 @@ mod tests {
     }
 
     #[test]
+    fn a_carriable_file_starts_no_worker() {
+        let f420 = encode(32, 32, SamplingFactor::F_2_2);
+        let ready = Arc::new(RtpReadyFrames::new(lab_file(&[f420.clone(), f420])));
+        let v = ready.viewer(0);
+        assert!(v.frame(1).unwrap().is_some());
+        assert_eq!(ready.workers_started(), 0);
+        assert!(!ready.worker_running());
+    }
+
+    #[test]
+    fn without_encode_ahead_frames_are_encoded_when_asked() {
+        let f444 = encode(32, 32, SamplingFactor::F_1_1);
+        let ready = Arc::new(
+            RtpReadyFrames::new(lab_file(&[f444.clone(), f444.clone(), f444])).encode_ahead(false),
+        );
+        let v = ready.viewer(0);
+        assert_eq!(ready.reencoded().0, 1, "the first frame was looked at");
+        assert_eq!(ready.encodes_done(), 0);
+        assert!(v.frame(0).unwrap().is_some());
+        assert_eq!(ready.encodes_done(), 1);
+        assert_eq!(ready.workers_started(), 0);
+        assert!(!ready.is_ready(1));
+    }
+
+    #[test]
     fn bundled_sample_is_re_encoded() {
         let bytes = include_bytes!("../../assets/sample.mjpeg");
         let file = MjpegFile::from_bytes("sample.mjpeg", bytes.as_slice().into()).unwrap();
@@ -471,5 +813,6 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<RtpReadyFrames>();
         check::<RtpReadyError>();
+        check::<Viewer>();
     }
 }

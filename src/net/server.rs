@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rand::Rng;
 use tracing::{debug, info, warn};
 
-use crate::media::rtp_ready::RtpReadyFrames;
+use crate::media::rtp_ready::{RtpReadyFrames, Viewer};
 use crate::media::{Framing, MjpegFile};
 use crate::net::writer::{ConnectionWriter, WRITE_TIMEOUT};
 use crate::protocol::pacer::Pacer;
@@ -67,6 +67,10 @@ pub struct ServerConfig {
     /// How long one write to an RTSP connection may block (its client not
     /// reading) before the connection and its session end.
     pub write_timeout: Duration,
+    /// Re-encode frames RFC 2435 cannot carry on a worker running ahead of
+    /// the sessions' playheads (true), or in the sender's path when each
+    /// frame is due (false: only for measuring what the worker gains).
+    pub encode_ahead: bool,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             session_timeout: SESSION_TIMEOUT,
             max_payload: 65_000,
             write_timeout: WRITE_TIMEOUT,
+            encode_ahead: true,
         }
     }
 }
@@ -333,7 +338,9 @@ impl Host<'_> {
             ready.push(entry);
             return r;
         }
-        let r = Arc::new(RtpReadyFrames::new(file.clone()));
+        let r = Arc::new(
+            RtpReadyFrames::new(file.clone()).encode_ahead(self.shared.config.encode_ahead),
+        );
         if ready.len() >= READY_FILES_KEPT {
             ready.remove(0);
         }
@@ -385,7 +392,9 @@ impl ServerHost for Host<'_> {
         self.stop_media();
         let source = match session.payload {
             Payload::Lab => Source::Lab(file),
-            Payload::Rfc2435 => Source::Rfc2435(self.ready_frames(&path, &file)),
+            // The worker (if the file needs one) starts encoding now, so
+            // that PLAY finds the first frames ready.
+            Payload::Rfc2435 => Source::Rfc2435(self.ready_frames(&path, &file).viewer(0)),
         };
         let (media, prepared) = MediaSender::start(
             self.shared,
@@ -595,8 +604,9 @@ enum MediaCommand {
 enum Source {
     /// The lab's payload: the whole JPEG as stored.
     Lab(Arc<MjpegFile>),
-    /// RFC 2435: frames as they can travel, re-encoded once where needed.
-    Rfc2435(Arc<RtpReadyFrames>),
+    /// RFC 2435: frames as they can travel, re-encoded once where needed
+    /// (ahead of this session's playhead).
+    Rfc2435(Viewer),
 }
 
 /// Where a session's packets go.
@@ -915,6 +925,9 @@ impl MediaJob {
                 Ok(MediaCommand::Prepare { start, reply }) => {
                     if let Some(n) = start {
                         next_frame = n;
+                        if let Source::Rfc2435(viewer) = &self.source {
+                            viewer.seek(n);
+                        }
                     }
                     let _ = reply.send((self.sequence, self.timestamp(sent.frames), next_frame));
                 }
