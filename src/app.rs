@@ -32,6 +32,9 @@ pub use view::{FrameInfo, PlayerView, ServerInfo, UiCommand, WireEntry};
 /// How long closing the window waits for TEARDOWN to go out.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long SETUP waits for the engine it replaces to let go of its ports.
+const REPLACE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// What the window does when it opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppOptions {
@@ -383,7 +386,13 @@ impl PlayerApp {
                         .as_ref()
                         .is_some_and(|e| e.config == config && !e.stale);
                     if !reusable {
-                        retire(engine.take(), None);
+                        // SETUP is possible in INIT only, so the old engine
+                        // has no session to end and stops at once; waiting
+                        // for it frees its RTP port for the new one (a retry
+                        // with other settings keeps the same port).
+                        if let Some(old) = engine.take() {
+                            old.handle.shutdown(REPLACE_TIMEOUT);
+                        }
                         let ctx = ctx.clone();
                         // The engine connects as it starts, like the lab client
                         // does when it opens.
