@@ -1,6 +1,7 @@
-//! The egui player window: the lab client's connection bar and buttons, the
-//! video, the RTSP state and counters, the wire log, and an embedded server
-//! so that one click shows video with nothing else running.
+//! The egui player window: the connection bar (a URL or the lab client's
+//! fields) and buttons, the video, the RTSP state and counters, the wire
+//! log, and an embedded server so that one click shows video with nothing
+//! else running.
 //!
 //! [`PlayerApp`] owns the handles (client engine, embedded server, file
 //! dialog worker) and a plain [`PlayerView`] that engine events update in
@@ -8,7 +9,9 @@
 //! returns an optional [`UiCommand`]; the app applies commands after drawing,
 //! so no panel touches a socket or a thread.
 
+mod auth;
 mod banner;
+mod connection;
 mod controls;
 mod diagram;
 mod serve;
@@ -26,11 +29,14 @@ use crate::net::client::{
 use crate::protocol::State;
 use crate::server_embedded::EmbeddedServer;
 
-pub use controls::{ConnectionFields, DEFAULT_RTP_PORT};
-pub use view::{FrameInfo, PlayerView, ServerInfo, UiCommand, WireEntry};
+pub use connection::{ConnectionFields, DEFAULT_RTP_PORT};
+pub use view::{AuthNeeded, FrameInfo, PlayerView, ServerInfo, UiCommand, WireEntry};
 
 /// How long closing the window waits for TEARDOWN to go out.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long SETUP waits for the engine it replaces to let go of its ports.
+const REPLACE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What the window does when it opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +107,8 @@ enum Link {
     Detached {
         sent: Vec<ClientCommand>,
         served: Vec<PathBuf>,
+        /// What the last SETUP would have started an engine with.
+        config: Option<ClientConfig>,
     },
 }
 
@@ -108,6 +116,7 @@ enum Link {
 pub struct PlayerApp {
     view: PlayerView,
     controls: controls::Controls,
+    prompt: auth::CredentialsPrompt,
     serve_bar: serve::ServeBar,
     video: video::VideoPanel,
     picker: serve::FilePicker,
@@ -149,6 +158,7 @@ impl PlayerApp {
         let mut app = PlayerApp::with_link(Link::Detached {
             sent: Vec::new(),
             served: Vec::new(),
+            config: None,
         });
         app.start(options);
         app
@@ -158,6 +168,7 @@ impl PlayerApp {
         PlayerApp {
             view: PlayerView::default(),
             controls: controls::Controls::default(),
+            prompt: auth::CredentialsPrompt::default(),
             serve_bar: serve::ServeBar::default(),
             video: video::VideoPanel::default(),
             picker: serve::FilePicker::default(),
@@ -189,6 +200,15 @@ impl PlayerApp {
         &self.controls.fields
     }
 
+    /// What the current engine was started with (detached apps: what the
+    /// last SETUP would have started one with).
+    pub fn engine_config(&self) -> Option<&ClientConfig> {
+        match &self.link {
+            Link::Live { engine, .. } => engine.as_ref().map(|e| &e.config),
+            Link::Detached { config, .. } => config.as_ref(),
+        }
+    }
+
     /// Take one engine event, as `logic()` does for each queued event.
     pub fn handle_event(&mut self, event: ClientEvent) {
         let stale = matches!(
@@ -196,7 +216,9 @@ impl PlayerApp {
             ClientEvent::Error(ClientError::Connect { .. } | ClientError::ServerGone)
         );
         let stopped = matches!(event, ClientEvent::Stopped);
-        let failed = matches!(event, ClientEvent::Error(_));
+        let auth = matches!(event, ClientEvent::Error(ClientError::Auth { .. }));
+        // Autoplay waits through the credentials prompt.
+        let failed = matches!(event, ClientEvent::Error(_)) && !auth;
         if let Some(frame) = self.view.apply(event) {
             self.incoming_frame = Some(frame);
         }
@@ -209,6 +231,9 @@ impl PlayerApp {
         }
         if failed {
             self.autoplay = false;
+        }
+        if auth {
+            self.prompt.open(self.controls.fields.user.as_deref());
         }
         if self.autoplay && self.view.state == State::Ready && self.view.in_flight.is_none() {
             self.autoplay = false;
@@ -302,6 +327,7 @@ impl PlayerApp {
         egui::Panel::top("connection").show(ui, |ui| {
             ui.add_space(4.0);
             commands.extend(self.controls.ui(ui, &self.view));
+            commands.extend(self.prompt.ui(ui, &self.view));
             commands.extend(self.serve_bar.ui(ui, &self.view));
             commands.extend(banner::ui(ui, &self.view));
             ui.add_space(2.0);
@@ -354,7 +380,29 @@ impl PlayerApp {
             UiCommand::ServeFile(path) => self.serve_file(path),
             UiCommand::Dismiss => self.view.dismiss(),
             UiCommand::ClearWireLog => self.view.wire.clear(),
+            UiCommand::Authenticate => self.authenticate(),
+            UiCommand::CancelAuth => {
+                self.prompt.close();
+                self.view.auth_needed = None;
+                self.autoplay = false;
+            }
         }
+    }
+
+    /// SETUP again with the credentials typed into the prompt: a new engine,
+    /// since its configuration changed.
+    fn authenticate(&mut self) {
+        if !self.view.can_send(ClientCommand::Setup) {
+            self.view.report(
+                "The server asked for credentials in the middle of a session: \
+                 press TEARDOWN, then SETUP, and it will ask again.",
+            );
+            return;
+        }
+        let (user, password) = self.prompt.take();
+        self.controls.fields.set_credentials(&user, password);
+        self.view.auth_needed = None;
+        self.send_client(ClientCommand::Setup);
     }
 
     /// Send a request, starting an engine first when SETUP needs one.
@@ -376,14 +424,27 @@ impl PlayerApp {
             None
         };
         match &mut self.link {
-            Link::Detached { sent, .. } => sent.push(command),
+            Link::Detached {
+                sent, config: last, ..
+            } => {
+                sent.push(command);
+                if config.is_some() {
+                    *last = config;
+                }
+            }
             Link::Live { ctx, engine } => {
                 if let Some(config) = config {
                     let reusable = engine
                         .as_ref()
                         .is_some_and(|e| e.config == config && !e.stale);
                     if !reusable {
-                        retire(engine.take(), None);
+                        // SETUP is possible in INIT only, so the old engine
+                        // has no session to end and stops at once; waiting
+                        // for it frees its RTP port for the new one (a retry
+                        // with other settings keeps the same port).
+                        if let Some(old) = engine.take() {
+                            old.handle.shutdown(REPLACE_TIMEOUT);
+                        }
                         let ctx = ctx.clone();
                         // The engine connects as it starts, like the lab client
                         // does when it opens.
@@ -444,13 +505,11 @@ impl PlayerApp {
     /// Keep `server` and point the connection bar at it.
     fn adopt_server(&mut self, server: EmbeddedServer) {
         let fields = &mut self.controls.fields;
-        fields.host = "127.0.0.1".to_owned();
-        fields.rtsp_port = server.port().to_string();
+        fields.point_at("127.0.0.1", server.port(), server.file_name());
         // The RTP port stays what the user chose: it is theirs, not the server's.
         if fields.rtp_port.trim().is_empty() {
             fields.rtp_port = DEFAULT_RTP_PORT.to_string();
         }
-        fields.file = server.file_name().to_owned();
         self.view.server = Some(ServerInfo {
             url: server.url(),
             file_name: server.file_name().to_owned(),

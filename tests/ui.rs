@@ -1,29 +1,45 @@
-//! UI tests of the player window with egui_kittest: no display, no network.
-//! Engine events are fed by hand into a detached app, and the commands the
-//! buttons produce are read back from it.
+//! UI tests of the player window with egui_kittest, with no display.
+//! Most feed engine events by hand into a detached app (no network) and
+//! read back the commands the buttons produce; the last ones drive real
+//! sessions against servers on 127.0.0.1.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use streamlab::app::{AppOptions, PlayerApp, Serve};
+use streamlab::app::{AppOptions, AuthNeeded, PlayerApp, Serve};
 use streamlab::net::client::{
-    ClientCommand, ClientConfig, ClientError, ClientEvent, ClientStats, DecodedFrame, Direction,
-    WireMessage,
+    ClientCommand, ClientConfig, ClientError, ClientEvent, ClientStats, DecodedFrame,
+    DialectChoice, Direction, TransportChoice, WireMessage,
 };
 use streamlab::protocol::State;
 
 const BUTTONS: [&str; 4] = ["SETUP", "PLAY", "PAUSE", "TEARDOWN"];
 
 fn harness(app: PlayerApp) -> Harness<'static, PlayerApp> {
-    let mut harness = Harness::builder()
+    harness_with(app, Harness::<PlayerApp>::builder())
+}
+
+fn harness_with(
+    app: PlayerApp,
+    builder: egui_kittest::HarnessBuilder<PlayerApp>,
+) -> Harness<'static, PlayerApp> {
+    let mut harness = builder
         .with_size(egui::vec2(1100.0, 760.0))
         .build_ui_state(|ui, app: &mut PlayerApp| app.show(ui), app);
     harness.run();
     harness
+}
+
+/// A harness for an app with a real session: events go on arriving while
+/// it runs, so it may take more frames to settle.
+fn live_harness(app: PlayerApp) -> Harness<'static, PlayerApp> {
+    harness_with(app, Harness::<PlayerApp>::builder().with_max_steps(100))
 }
 
 fn detached() -> PlayerApp {
@@ -331,16 +347,197 @@ fn invalid_port_shows_an_error_and_sends_nothing() {
     );
 }
 
+const CHOICES: [&str; 5] = ["Auto", "Standard", "Lab", "UDP", "TCP"];
+
 #[test]
 fn connection_fields_are_labelled_and_locked_during_a_session() {
     let harness = fixture(State::Init);
-    for field in ["Host", "RTSP port", "RTP port", "File", "Path to serve"] {
+    for field in [
+        "URL",
+        "Host",
+        "RTSP port",
+        "RTP port",
+        "File",
+        "Path to serve",
+    ]
+    .into_iter()
+    .chain(CHOICES)
+    {
         assert!(enabled(&harness, field), "{field} editable in INIT");
     }
     let harness = fixture(State::Playing);
-    for field in ["Host", "RTSP port", "RTP port", "File"] {
+    for field in ["URL", "Host", "RTSP port", "RTP port", "File"]
+        .into_iter()
+        .chain(CHOICES)
+    {
         assert!(!enabled(&harness, field), "{field} locked in PLAYING");
     }
+}
+
+/// Replace a text field's whole text, as a screen reader would.
+fn set_text(harness: &mut Harness<'_, PlayerApp>, label: &str, text: &str) {
+    harness.get_by_label(label).set_text_value_accesskit(text);
+    harness.run();
+}
+
+fn value(harness: &Harness<'_, PlayerApp>, label: &str) -> String {
+    harness.get_by_label(label).value().unwrap_or_default()
+}
+
+/// Every node whose label or value contains `secret`.
+fn shown_anywhere(harness: &Harness<'_, PlayerApp>, secret: &str) -> Vec<String> {
+    harness
+        .query_all_by(|node| {
+            node.label().is_some_and(|l| l.contains(secret))
+                || node.value().is_some_and(|v| v.contains(secret))
+        })
+        .map(|node| format!("{:?}", node.accesskit_node()))
+        .collect()
+}
+
+#[test]
+fn the_url_and_the_fields_follow_each_other() {
+    let mut harness = fixture(State::Init);
+    assert_eq!(value(&harness, "URL"), "rtsp://127.0.0.1:8554/movie.Mjpeg");
+    set_text(&mut harness, "URL", "rtsp://camera.example:8555/live/ch0");
+    assert_eq!(value(&harness, "Host"), "camera.example");
+    assert_eq!(value(&harness, "RTSP port"), "8555");
+    assert_eq!(value(&harness, "File"), "live/ch0");
+    assert_eq!(value(&harness, "RTP port"), "5008", "not part of a URL");
+
+    set_text(&mut harness, "Host", "10.0.0.7");
+    assert_eq!(value(&harness, "URL"), "rtsp://10.0.0.7:8555/live/ch0");
+    set_text(&mut harness, "File", "movie.Mjpeg");
+    assert_eq!(value(&harness, "URL"), "rtsp://10.0.0.7:8555/movie.Mjpeg");
+}
+
+#[test]
+fn a_pasted_password_is_never_shown() {
+    let mut harness = fixture(State::Init);
+    harness.get_by_label("URL").focus();
+    harness.run();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.run();
+    harness.event(egui::Event::Paste(
+        "rtsp://admin:s3cret@camera.example/mjpeg/1".to_owned(),
+    ));
+    harness.run();
+    assert_eq!(
+        value(&harness, "URL"),
+        "rtsp://admin:***@camera.example/mjpeg/1"
+    );
+    assert_eq!(value(&harness, "Host"), "camera.example");
+    assert_eq!(value(&harness, "RTSP port"), "554");
+    assert_eq!(shown_anywhere(&harness, "s3cret"), Vec::<String>::new());
+    assert!(!format!("{:?}", harness.state().fields()).contains("s3cret"));
+
+    click(&mut harness, "SETUP");
+    let config = harness.state().engine_config().cloned().expect("SETUP");
+    assert_eq!(config.host, "camera.example");
+    assert_eq!(config.rtsp_port, 554);
+    assert_eq!(config.file, "mjpeg/1");
+    assert_eq!(config.user.as_deref(), Some("admin"));
+    assert_eq!(config.password.as_deref(), Some("s3cret"));
+}
+
+#[test]
+fn a_typed_password_leaves_the_url_when_the_host_begins() {
+    let mut harness = fixture(State::Init);
+    set_text(&mut harness, "URL", "");
+    harness.get_by_label("URL").focus();
+    harness.run();
+    for c in "rtsp://admin:s3cret@cam/x".chars() {
+        harness.get_by_label("URL").type_text(&c.to_string());
+        harness.run();
+    }
+    // The cursor followed the shortened text: typing went on at the end.
+    assert_eq!(value(&harness, "URL"), "rtsp://admin:***@cam/x");
+    assert_eq!(harness.state().fields().password.as_deref(), Some("s3cret"));
+    // Undo must not bring the password back.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.run();
+    assert_eq!(shown_anywhere(&harness, "s3cret"), Vec::<String>::new());
+}
+
+#[test]
+fn an_unreadable_url_says_why_and_sends_nothing() {
+    let mut harness = fixture(State::Init);
+    set_text(&mut harness, "URL", "http://camera.example/live");
+    click(&mut harness, "SETUP");
+    assert!(harness.state_mut().take_sent_commands().is_empty());
+    assert!(
+        harness
+            .query_by_label_contains("The URL must start with rtsp://")
+            .is_some()
+    );
+}
+
+#[test]
+fn dialect_and_transport_reach_the_config() {
+    let mut harness = fixture(State::Init);
+    click(&mut harness, "SETUP");
+    let config = harness.state().engine_config().cloned().expect("SETUP");
+    assert_eq!(
+        (config.dialect, config.transport),
+        (DialectChoice::Auto, TransportChoice::Udp),
+        "the defaults"
+    );
+
+    let mut harness = fixture(State::Init);
+    click(&mut harness, "Standard");
+    click(&mut harness, "TCP");
+    click(&mut harness, "SETUP");
+    let config = harness.state().engine_config().cloned().expect("SETUP");
+    assert_eq!(config.dialect, DialectChoice::Standard);
+    assert_eq!(config.transport, TransportChoice::Tcp);
+
+    // The lab's dialect has one transport: the choice is locked.
+    let mut harness = fixture(State::Init);
+    click(&mut harness, "Lab");
+    assert!(!enabled(&harness, "TCP"));
+    assert!(!enabled(&harness, "UDP"));
+    click(&mut harness, "SETUP");
+    let config = harness.state().engine_config().cloned().expect("SETUP");
+    assert_eq!(config.dialect, DialectChoice::Lab);
+}
+
+#[test]
+fn connect_option_with_a_url_keeps_its_choices_and_hides_its_password() {
+    let mut config = ClientConfig::from_url("rtsp://admin:s3cret@camera.example/mjpeg/1").unwrap();
+    config.transport = TransportChoice::Tcp;
+    config.dialect = DialectChoice::Standard;
+    let mut harness = harness(PlayerApp::new_detached(AppOptions {
+        serve: Serve::Nothing,
+        connect: Some(config.clone()),
+        autoplay: false,
+    }));
+    assert_eq!(
+        value(&harness, "URL"),
+        "rtsp://admin:***@camera.example:554/mjpeg/1"
+    );
+    assert_eq!(shown_anywhere(&harness, "s3cret"), Vec::<String>::new());
+    click(&mut harness, "SETUP");
+    assert_eq!(harness.state().engine_config(), Some(&config));
+}
+
+#[test]
+fn a_401_opens_the_credentials_prompt_and_cancel_closes_it() {
+    let mut harness = fixture(State::Init);
+    click(&mut harness, "SETUP");
+    let prompt = "The server wants a user name and password (401 Unauthorized).";
+    assert!(!has_label(&harness, prompt));
+    feed(
+        &mut harness,
+        ClientEvent::Error(ClientError::Auth {
+            had_credentials: false,
+        }),
+    );
+    assert!(has_label(&harness, prompt));
+    assert!(!enabled(&harness, "Connect"), "no user name yet");
+    assert!(enabled(&harness, "SETUP"), "SETUP may be tried again");
+    click(&mut harness, "Cancel");
+    assert!(!has_label(&harness, prompt));
+    assert!(harness.state().view().auth_needed.is_none());
 }
 
 #[test]
@@ -476,7 +673,7 @@ fn ui_plays_from_embedded_server() {
     let app = PlayerApp::new(&egui::Context::default(), AppOptions::default());
     assert!(app.view().errors.is_empty(), "{:?}", app.view().errors);
     assert!(app.view().server.is_some());
-    let mut harness = harness(app);
+    let mut harness = live_harness(app);
 
     click(&mut harness, "SETUP");
     wait_until(&mut harness, "READY", |app| {
@@ -501,4 +698,186 @@ fn ui_plays_from_embedded_server() {
     assert!(has_label(&harness, "INIT"));
     assert!(harness.state().view().errors.is_empty());
     assert!(harness.state().view().wire.len() >= 8);
+}
+
+/// A server for the bundled sample, on 127.0.0.1 with a free port.
+fn sample_server() -> streamlab::net::server::ServerHandle {
+    common::server(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"), 50)
+}
+
+/// A live app with no embedded server, its RTP port any free one (tests
+/// run side by side).
+fn live() -> Harness<'static, PlayerApp> {
+    let mut harness = live_harness(PlayerApp::new(
+        &egui::Context::default(),
+        AppOptions {
+            serve: Serve::Nothing,
+            ..AppOptions::default()
+        },
+    ));
+    set_text(&mut harness, "RTP port", "0");
+    harness
+}
+
+fn wire_text(app: &PlayerApp) -> String {
+    app.view()
+        .wire
+        .iter()
+        .map(|e| e.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+#[test]
+fn a_typed_url_plays_over_tcp() {
+    let server = sample_server();
+    let mut harness = live();
+    let url = format!(
+        "rtsp://127.0.0.1:{}/sample.mjpeg",
+        server.local_addr().port()
+    );
+    set_text(&mut harness, "URL", &url);
+    click(&mut harness, "TCP");
+    click(&mut harness, "SETUP");
+    wait_until(&mut harness, "READY", |app| {
+        app.view().state == State::Ready
+    });
+    let config = harness.state().engine_config().cloned().expect("an engine");
+    assert_eq!(config.transport, TransportChoice::Tcp);
+    assert_eq!(config.file, "sample.mjpeg");
+    let wire = wire_text(harness.state());
+    assert!(wire.starts_with("OPTIONS "), "auto tries standard: {wire}");
+    assert!(
+        wire.contains("Transport: RTP/AVP/TCP;unicast;interleaved=0-1"),
+        "{wire}"
+    );
+
+    click(&mut harness, "PLAY");
+    // Over TCP the engine has no UDP port: these frames came interleaved.
+    wait_until(&mut harness, "frame 6", |app| {
+        app.view().frame.is_some_and(|f| f.number > 5)
+    });
+    assert_eq!(harness.state().view().stats.lost, 0);
+    click(&mut harness, "TEARDOWN");
+    wait_until(&mut harness, "INIT", |app| app.view().state == State::Init);
+    assert!(harness.state().view().errors.is_empty());
+}
+
+/// Everything logged while this binary runs, at every level.
+fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(logs.clone());
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .try_init()
+        .expect("the only test that installs a subscriber");
+    logs
+}
+
+#[test]
+fn a_401_asks_for_credentials_and_a_wrong_password_says_so() {
+    let logs = capture_logs();
+    let (addr, _server) = common::digest_server("s3cret", 3);
+    let mut harness = live();
+    set_text(
+        &mut harness,
+        "URL",
+        &format!("rtsp://127.0.0.1:{}/cam", addr.port()),
+    );
+    click(&mut harness, "SETUP");
+    wait_until(&mut harness, "the credentials prompt", |app| {
+        app.view().auth_needed.is_some()
+    });
+    assert_eq!(
+        harness.state().view().auth_needed,
+        Some(AuthNeeded { refused: false })
+    );
+    assert!(has_label(
+        &harness,
+        "The server wants a user name and password (401 Unauthorized)."
+    ));
+    assert!(
+        harness.state().view().errors.is_empty(),
+        "the prompt says it"
+    );
+
+    // A wrong password: the prompt says they were refused.
+    set_text(&mut harness, "User name", common::DIGEST_USER);
+    set_text(&mut harness, "Password", "n0t-it");
+    click(&mut harness, "Connect");
+    assert!(
+        harness.state().view().auth_needed.is_none(),
+        "prompt closed"
+    );
+    wait_until(&mut harness, "the refusal", |app| {
+        app.view().auth_needed.is_some()
+    });
+    assert_eq!(
+        harness.state().view().auth_needed,
+        Some(AuthNeeded { refused: true })
+    );
+    assert!(
+        harness
+            .query_by_label_contains("The server refused this user name and password")
+            .is_some()
+    );
+    assert_eq!(
+        value(&harness, "User name"),
+        common::DIGEST_USER,
+        "kept for the next try"
+    );
+    assert_eq!(value(&harness, "Password"), "", "cleared for the next try");
+
+    // The right one (Enter in the password field connects too).
+    harness.get_by_label("Password").focus();
+    harness.run();
+    harness.get_by_label("Password").type_text("s3cret");
+    harness.run();
+    harness.key_press(egui::Key::Enter);
+    harness.run();
+    wait_until(&mut harness, "READY", |app| {
+        app.view().state == State::Ready
+    });
+    assert!(harness.state().view().auth_needed.is_none());
+    assert_eq!(
+        value(&harness, "URL"),
+        format!("rtsp://admin:***@127.0.0.1:{}/cam", addr.port())
+    );
+
+    // The password is nowhere a person or a log could read it.
+    let wire = wire_text(harness.state());
+    assert!(wire.contains("Authorization: Digest (hidden)"), "{wire}");
+    for secret in ["s3cret", "n0t-it"] {
+        assert!(!wire.contains(secret), "{secret} in the wire log");
+        assert_eq!(shown_anywhere(&harness, secret), Vec::<String>::new());
+        let app = harness.state();
+        for debug in [
+            format!("{:?}", app.view()),
+            format!("{:?}", app.fields()),
+            format!("{:?}", app.engine_config()),
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+    drop(harness);
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    for secret in ["s3cret", "n0t-it"] {
+        assert!(!logs.contains(secret), "{secret} logged: {logs}");
+    }
 }

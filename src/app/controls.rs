@@ -1,87 +1,17 @@
-//! The connection bar: the lab client's four fields (Host, RTSP port, RTP
-//! port, File) and its four buttons (SETUP, PLAY, PAUSE, TEARDOWN), each
+//! The connection bar: an `rtsp://` URL and the lab's four fields (Host,
+//! RTSP port, RTP port, File) kept in step, the dialect and transport
+//! choices, and the four buttons (SETUP, PLAY, PAUSE, TEARDOWN), each
 //! enabled only where the RTSP state machine allows it.
 
-use egui::{Button, RichText, TextEdit, vec2};
+use egui::text::{CCursor, CCursorRange};
+use egui::{Button, Id, RichText, TextEdit, vec2};
 
+use super::connection::{ConnectionFields, PASSWORD_MASK, mask_password};
 use super::view::{PlayerView, UiCommand};
-use crate::net::client::{ClientCommand, ClientConfig};
+use crate::net::client::{ClientCommand, DialectChoice, TransportChoice};
 use crate::protocol::State;
 
-/// The lab's usual RTP port; students type it into the lab client.
-pub const DEFAULT_RTP_PORT: u16 = 5008;
-
-/// The four fields as typed, so a half-typed port is not lost or rejected
-/// while the user is still typing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionFields {
-    pub host: String,
-    pub rtsp_port: String,
-    pub rtp_port: String,
-    pub file: String,
-}
-
-impl Default for ConnectionFields {
-    fn default() -> Self {
-        ConnectionFields {
-            host: "127.0.0.1".to_owned(),
-            rtsp_port: "8554".to_owned(),
-            rtp_port: DEFAULT_RTP_PORT.to_string(),
-            file: "movie.Mjpeg".to_owned(),
-        }
-    }
-}
-
-impl ConnectionFields {
-    pub fn from_config(config: &ClientConfig) -> Self {
-        ConnectionFields {
-            host: config.host.clone(),
-            rtsp_port: config.rtsp_port.to_string(),
-            rtp_port: config.rtp_port.to_string(),
-            file: config.file.clone(),
-        }
-    }
-
-    /// The fields as a client configuration, or the sentence that says
-    /// which field is wrong.
-    pub fn to_config(&self) -> Result<ClientConfig, String> {
-        let host = self.host.trim();
-        if host.is_empty() {
-            return Err("Host is empty: type the server's name or address.".to_owned());
-        }
-        let rtsp_port = match self.rtsp_port.trim().parse::<u16>() {
-            Ok(port) if port != 0 => port,
-            _ => {
-                return Err(format!(
-                    "RTSP port must be a number from 1 to 65535, not \"{}\".",
-                    self.rtsp_port.trim()
-                ));
-            }
-        };
-        let Ok(rtp_port) = self.rtp_port.trim().parse::<u16>() else {
-            return Err(format!(
-                "RTP port must be a number from 0 to 65535 (0 picks any free port), not \"{}\".",
-                self.rtp_port.trim()
-            ));
-        };
-        let file = self.file.trim();
-        if file.is_empty() {
-            return Err(
-                "File is empty: type the name of the video on the server (e.g. movie.Mjpeg)."
-                    .to_owned(),
-            );
-        }
-        Ok(ClientConfig {
-            host: host.to_owned(),
-            rtsp_port,
-            rtp_port,
-            file: file.to_owned(),
-            ..ClientConfig::default()
-        })
-    }
-}
-
-/// The connection bar's state: only what the user typed.
+/// The connection bar's state: only what the user typed and chose.
 #[derive(Debug, Clone, Default)]
 pub struct Controls {
     pub fields: ConnectionFields,
@@ -115,22 +45,82 @@ const BUTTONS: [(ClientCommand, &str, &str, &str); 4] = [
     ),
 ];
 
+/// Each dialect's name and what it means.
+const DIALECTS: [(DialectChoice, &str, &str); 3] = [
+    (
+        DialectChoice::Auto,
+        "Auto",
+        "Standard RTSP first; the lab's dialect when the server does not answer \
+         OPTIONS within a second (the lab's Python server answers nothing to it).",
+    ),
+    (
+        DialectChoice::Standard,
+        "Standard",
+        "RTSP as cameras, VLC, ffmpeg and GStreamer speak it (RFC 2326): \
+         OPTIONS, DESCRIBE, then SETUP of the video track.",
+    ),
+    (
+        DialectChoice::Lab,
+        "Lab",
+        "The lab's dialect only: SETUP movie.Mjpeg with \"Transport: RTP/UDP; \
+         client_port= N\", as the lab's Python server expects.",
+    ),
+];
+
+/// Each transport's name and what it means.
+const TRANSPORTS: [(TransportChoice, &str, &str); 2] = [
+    (
+        TransportChoice::Udp,
+        "UDP",
+        "RTP arrives as UDP datagrams on the RTP port: the lab's way, and the \
+         quickest on a local network.",
+    ),
+    (
+        TransportChoice::Tcp,
+        "TCP",
+        "RTP travels inside the RTSP connection (interleaved): passes firewalls \
+         and NAT that block UDP. Standard RTSP only; the lab's dialect always uses UDP.",
+    ),
+];
+
+/// The width of each of the four buttons, so they line up.
+const BUTTON_WIDTH: f32 = 82.0;
+
+/// The URL field's width: most camera URLs fit.
+const URL_WIDTH: f32 = 300.0;
+
+/// Why the bar cannot be edited now.
+const LOCKED: &str = "TEARDOWN first to change where to connect.";
+
 impl Controls {
     pub fn ui(&mut self, ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
+        // Changing where to connect in the middle of a session would
+        // leave the session's server and the fields disagreeing.
+        let editable = view.state == State::Init && view.in_flight.is_none();
+        ui.horizontal_wrapped(|ui| {
+            self.url_field(ui, editable);
+            ui.separator();
+            let fields = &mut self.fields;
+            let mut edited = false;
+            edited |= labelled_field(ui, "Host", &mut fields.host, 140.0, editable);
+            edited |= labelled_field(ui, "RTSP port", &mut fields.rtsp_port, 52.0, editable);
+            // Not part of the URL: it is the client's own port.
+            labelled_field(ui, "RTP port", &mut fields.rtp_port, 52.0, editable);
+            edited |= labelled_field(ui, "File", &mut fields.file, 150.0, editable);
+            if edited {
+                fields.fields_edited();
+            }
+        });
         let mut command = None;
         ui.horizontal_wrapped(|ui| {
-            // Changing where to connect in the middle of a session would
-            // leave the session's server and the fields disagreeing.
-            let editable = view.state == State::Init && view.in_flight.is_none();
-            let fields = &mut self.fields;
-            labelled_field(ui, "Host", &mut fields.host, 150.0, editable);
-            labelled_field(ui, "RTSP port", &mut fields.rtsp_port, 56.0, editable);
-            labelled_field(ui, "RTP port", &mut fields.rtp_port, 56.0, editable);
-            labelled_field(ui, "File", &mut fields.file, 170.0, editable);
+            self.choices(ui, editable);
             ui.separator();
+            let spacing = ui.spacing().item_spacing.x;
+            room_for(ui, BUTTONS.len() as f32 * (BUTTON_WIDTH + spacing));
             for (client_command, name, what, when) in BUTTONS {
                 let enabled = view.can_send(client_command);
-                let button = Button::new(RichText::new(name).strong()).min_size(vec2(82.0, 0.0));
+                let button =
+                    Button::new(RichText::new(name).strong()).min_size(vec2(BUTTON_WIDTH, 0.0));
                 let disabled_reason = match view.in_flight {
                     Some(pending) if view.state_allows(client_command) => {
                         format!("Waiting for the reply to {}.", command_name(pending))
@@ -158,6 +148,103 @@ impl Controls {
         });
         command
     }
+
+    /// The URL field. A password typed or pasted into it is taken out
+    /// before it is ever drawn (paste) or on the frame it completes (typing),
+    /// and the undo history that held it is dropped.
+    fn url_field(&mut self, ui: &mut egui::Ui, editable: bool) {
+        let id = Id::unique("connection-url");
+        let fields = &mut self.fields;
+        if ui.memory(|m| m.has_focus(id)) {
+            ui.input_mut(|input| {
+                for event in &mut input.events {
+                    if let egui::Event::Paste(text) = event
+                        && let Some(masked) = mask_password(text)
+                    {
+                        *text = masked.text;
+                        fields.password = Some(masked.password);
+                    }
+                }
+            });
+        }
+        room_for(ui, text_width(ui, "URL") + URL_WIDTH + 16.0);
+        let label = ui.label("URL");
+        let response = ui
+            .add_enabled(
+                editable,
+                TextEdit::singleline(&mut fields.url)
+                    .id(id)
+                    .hint_text("rtsp://[user@]host[:port]/path")
+                    .desired_width(URL_WIDTH),
+            )
+            .labelled_by(label.id)
+            .on_hover_text(format!(
+                "Paste a camera's or a server's rtsp:// URL, or type one; the lab's \
+                 fields follow it, and it follows them. A password in it is kept \
+                 apart and shown as {PASSWORD_MASK}."
+            ))
+            .on_disabled_hover_text(LOCKED);
+        if !response.changed() {
+            return;
+        }
+        let Some(taken) = fields.url_edited() else {
+            return;
+        };
+        if let Some(mut state) = TextEdit::load_state(ui.ctx(), id) {
+            let removed = taken.len();
+            let moved = |c: CCursor| {
+                let at = c.index.0;
+                let at = if at >= taken.end {
+                    at - removed + PASSWORD_MASK.len()
+                } else if at > taken.start {
+                    taken.start + PASSWORD_MASK.len()
+                } else {
+                    at
+                };
+                CCursor::new(at)
+            };
+            let range = state.cursor.char_range().map(|r| CCursorRange {
+                primary: moved(r.primary),
+                secondary: moved(r.secondary),
+                h_pos: None,
+            });
+            state.cursor.set_char_range(range);
+            state.clear_undoer();
+            state.store(ui.ctx(), id);
+        }
+    }
+
+    /// Dialect and transport, as rows of selectable names.
+    fn choices(&mut self, ui: &mut egui::Ui, editable: bool) {
+        let fields = &mut self.fields;
+        let width = names_width(ui, &["Dialect", "Auto", "Standard", "Lab"]);
+        room_for(ui, width);
+        ui.label("Dialect");
+        for (choice, name, what) in DIALECTS {
+            ui.add_enabled_ui(editable, |ui| {
+                ui.selectable_value(&mut fields.dialect, choice, name)
+                    .on_hover_text(what)
+                    .on_disabled_hover_text(LOCKED);
+            });
+        }
+        ui.separator();
+        let width = names_width(ui, &["Transport", "UDP", "TCP"]);
+        room_for(ui, width);
+        ui.label("Transport");
+        let lab = fields.dialect == DialectChoice::Lab;
+        for (choice, name, what) in TRANSPORTS {
+            ui.add_enabled_ui(editable && !lab, |ui| {
+                let locked = if lab {
+                    "The lab's dialect always sends RTP over UDP."
+                } else {
+                    LOCKED
+                };
+                ui.selectable_value(&mut fields.transport, choice, name)
+                    .on_hover_text(what)
+                    .on_disabled_hover_text(locked);
+            });
+        }
+    }
 }
 
 /// The name a request has on the wire.
@@ -172,10 +259,45 @@ pub fn command_name(command: ClientCommand) -> &'static str {
 }
 
 /// A text field tied to its visible label, so screen readers and the UI
-/// tests find it by that label.
-fn labelled_field(ui: &mut egui::Ui, label: &str, value: &mut String, width: f32, enabled: bool) {
+/// tests find it by that label. Returns whether the text changed.
+fn labelled_field(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut String,
+    width: f32,
+    enabled: bool,
+) -> bool {
+    // The field's frame adds its margins to the text's width.
+    room_for(ui, text_width(ui, label) + width + 16.0);
     let label = ui.label(label);
     ui.add_enabled(enabled, TextEdit::singleline(value).desired_width(width))
         .labelled_by(label.id)
-        .on_disabled_hover_text("TEARDOWN first to change where to connect.");
+        .on_disabled_hover_text(LOCKED)
+        .changed()
+}
+
+/// Start a new row unless `width` more fits on this one, so that a label
+/// and its field, or a group of buttons, wrap together.
+fn room_for(ui: &mut egui::Ui, width: f32) {
+    if ui.available_size_before_wrap().x < width {
+        ui.end_row();
+    }
+}
+
+/// How wide a label and the selectable names after it are.
+fn names_width(ui: &egui::Ui, names: &[&str]) -> f32 {
+    let spacing = ui.spacing();
+    names
+        .iter()
+        .map(|n| text_width(ui, n) + 2.0 * spacing.button_padding.x + spacing.item_spacing.x)
+        .sum()
+}
+
+/// How wide `text` is in the body font.
+fn text_width(ui: &egui::Ui, text: &str) -> f32 {
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    ui.painter()
+        .layout_no_wrap(text.to_owned(), font, egui::Color32::PLACEHOLDER)
+        .size()
+        .x
 }

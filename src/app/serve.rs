@@ -54,18 +54,39 @@ impl ServeBar {
                     None => format!("the sample clip ({})", server.file_name),
                 };
                 ui.label(format!("Serving {what} at"));
-                ui.add(egui::Label::new(RichText::new(&server.url).monospace()).selectable(true));
+                ui.add(egui::Label::new(RichText::new(&server.url).monospace()).selectable(true))
+                    .on_hover_text(open_elsewhere(&server.url));
                 if ui
                     .button("Copy URL")
-                    .on_hover_text("Copy the stream's URL to the clipboard.")
+                    .on_hover_text(open_elsewhere(&server.url))
                     .clicked()
                 {
                     ui.ctx().copy_text(server.url.clone());
                 }
+                if ui
+                    .button("Copy ffplay command")
+                    .on_hover_text(open_elsewhere(&server.url))
+                    .clicked()
+                {
+                    ui.ctx().copy_text(format!("ffplay {}", server.url));
+                }
+                ui.label(RichText::new("VLC, ffplay and ffmpeg open it too").weak())
+                    .on_hover_text(open_elsewhere(&server.url));
             });
         }
         command
     }
+}
+
+/// How to play the embedded server's stream in another player.
+fn open_elsewhere(url: &str) -> String {
+    format!(
+        "Copy the URL to play the same stream in another player on this computer \
+         (the server listens on 127.0.0.1 only):\n\
+         ffplay {url}\n\
+         vlc {url}   (or Media > Open Network Stream)\n\
+         ffplay -rtsp_transport tcp {url}   (RTP inside the RTSP connection)"
+    )
 }
 
 /// Runs the native file dialog off the UI thread: the dialog blocks its

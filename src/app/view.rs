@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::net::client::{ClientCommand, ClientEvent, ClientStats, DecodedFrame, Direction};
+use crate::net::client::{
+    ClientCommand, ClientError, ClientEvent, ClientStats, DecodedFrame, Direction,
+};
 use crate::protocol::State;
 
 /// Oldest wire messages are forgotten past this many, so a session left
@@ -32,6 +34,19 @@ pub enum UiCommand {
     Dismiss,
     /// Empty the wire log.
     ClearWireLog,
+    /// SETUP again with the user name and password typed into the
+    /// credentials prompt (the app reads them from the prompt, so the
+    /// password never travels in a command).
+    Authenticate,
+    /// Close the credentials prompt without connecting.
+    CancelAuth,
+}
+
+/// The server answered 401 Unauthorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthNeeded {
+    /// Credentials were sent and refused (as opposed to none being sent).
+    pub refused: bool,
 }
 
 /// The latest decoded frame, without its pixels.
@@ -87,6 +102,8 @@ pub struct PlayerView {
     pub server: Option<ServerInfo>,
     /// The file dialog is open.
     pub picking: bool,
+    /// The server wants credentials: the prompt asks for them.
+    pub auth_needed: Option<AuthNeeded>,
 }
 
 impl PlayerView {
@@ -146,6 +163,7 @@ impl PlayerView {
         self.frame = None;
         self.stats = ClientStats::default();
         self.in_flight = None;
+        self.auth_needed = None;
     }
 
     /// Take one engine event into the view. Returns the frame to upload, if
@@ -157,6 +175,7 @@ impl PlayerView {
                 // "next successful action" that retires old errors.
                 if self.in_flight.take().is_some() {
                     self.dismiss();
+                    self.auth_needed = None;
                 }
                 self.state = state;
                 self.session = session;
@@ -183,6 +202,14 @@ impl PlayerView {
                 return Some(frame);
             }
             ClientEvent::Stats(stats) => self.stats = stats,
+            // The prompt says it, and in the window's words rather than the
+            // engine's ("put them in the URL").
+            ClientEvent::Error(ClientError::Auth { had_credentials }) => {
+                self.in_flight = None;
+                self.auth_needed = Some(AuthNeeded {
+                    refused: had_credentials,
+                });
+            }
             ClientEvent::Error(error) => {
                 self.in_flight = None;
                 self.report(error.to_string());
@@ -229,7 +256,7 @@ fn parse_cseq(text: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::client::{ClientError, WireMessage};
+    use crate::net::client::WireMessage;
 
     fn state(state: State) -> ClientEvent {
         ClientEvent::State {
@@ -283,6 +310,28 @@ mod tests {
         view.in_flight = Some(ClientCommand::Setup);
         let _ = view.apply(state(State::Ready));
         assert!(view.errors.is_empty());
+    }
+
+    #[test]
+    fn a_401_asks_for_credentials_until_setup_succeeds() {
+        let mut view = PlayerView {
+            in_flight: Some(ClientCommand::Setup),
+            ..PlayerView::default()
+        };
+        let _ = view.apply(ClientEvent::Error(ClientError::Auth {
+            had_credentials: false,
+        }));
+        assert_eq!(view.auth_needed, Some(AuthNeeded { refused: false }));
+        assert!(view.errors.is_empty(), "the prompt says it");
+        assert!(view.can_send(ClientCommand::Setup));
+        view.in_flight = Some(ClientCommand::Setup);
+        let _ = view.apply(ClientEvent::Error(ClientError::Auth {
+            had_credentials: true,
+        }));
+        assert_eq!(view.auth_needed, Some(AuthNeeded { refused: true }));
+        view.in_flight = Some(ClientCommand::Setup);
+        let _ = view.apply(state(State::Ready));
+        assert_eq!(view.auth_needed, None);
     }
 
     #[test]

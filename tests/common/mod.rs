@@ -1,15 +1,19 @@
 //! Helpers shared by the end-to-end tests: a server on 127.0.0.1 with an
-//! ephemeral port, the lab's sample file, and a client that writes the
-//! lab's exact bytes (the test's own, independent of our client engine).
+//! ephemeral port, the lab's sample file, a client that writes the lab's
+//! exact bytes (the test's own, independent of our client engine), and
+//! scripted RTSP servers (replayed cameras, one that wants Digest).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use streamlab::net::server::{Server, ServerConfig, ServerHandle};
-use streamlab::protocol::rtsp::{Decoder, Message, Response};
+use streamlab::protocol::auth::md5_hex;
+use streamlab::protocol::rtsp::{Decoder, Dialect, Message, Request, Response};
 
 /// The lab's original sample video (500 frames, 384x288).
 pub fn movie_path() -> PathBuf {
@@ -227,4 +231,127 @@ pub fn rtp_header(p: &[u8]) -> Rtp {
 /// Whether the peers that interop tests drive must be present (CI).
 pub fn peers_required() -> bool {
     std::env::var_os("STREAMLAB_REQUIRE_PEERS").is_some_and(|v| v != "0")
+}
+
+/// A server on loopback that answers each request with what `reply`
+/// returns (None: no answer), like a camera replaying its fixture. Takes
+/// one connection; the thread returns the requests it saw.
+pub fn fake_server(
+    reply: impl Fn(&Request) -> Option<Vec<u8>> + Send + Sync + 'static,
+) -> (SocketAddr, JoinHandle<Vec<Request>>) {
+    fake_server_for(1, reply)
+}
+
+/// [`fake_server`] taking `connections` connections, each served as it
+/// comes (a client that retries opens a new one); the requests come back
+/// in the order the connections were accepted.
+pub fn fake_server_for(
+    connections: usize,
+    reply: impl Fn(&Request) -> Option<Vec<u8>> + Send + Sync + 'static,
+) -> (SocketAddr, JoinHandle<Vec<Request>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply = Arc::new(reply);
+    let t = std::thread::spawn(move || {
+        let mut served = Vec::new();
+        for _ in 0..connections {
+            let Ok((s, _)) = listener.accept() else {
+                break;
+            };
+            let reply = reply.clone();
+            served.push(std::thread::spawn(move || serve_script(s, &*reply)));
+        }
+        served
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_default())
+            .collect()
+    });
+    (addr, t)
+}
+
+fn serve_script(mut s: TcpStream, reply: &dyn Fn(&Request) -> Option<Vec<u8>>) -> Vec<Request> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut d = Decoder::new();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        d.push(&buf[..n]);
+        while let Some(Ok(Message::Request(r))) = d.poll(false) {
+            if let Some(bytes) = reply(&r)
+                && s.write_all(&bytes).is_err()
+            {
+                return seen;
+            }
+            seen.push(r);
+        }
+    }
+    seen
+}
+
+/// A 200 OK to `r` with these headers.
+pub fn ok(r: &Request, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut resp = Response::new(200, Dialect::Standard);
+    resp.headers
+        .push("CSeq", r.headers.cseq().unwrap_or(0).to_string());
+    for (n, v) in extra {
+        resp.headers.push(*n, *v);
+    }
+    resp.to_bytes()
+}
+
+/// The user name [`digest_server`] knows.
+pub const DIGEST_USER: &str = "admin";
+
+/// A server that wants Digest (no qop) from [`DIGEST_USER`] with
+/// `password`, as cameras ask, for `connections` connections. OPTIONS is
+/// answered to anyone; its SDP offers JPEG but no RTP ever comes.
+pub fn digest_server(
+    password: &'static str,
+    connections: usize,
+) -> (SocketAddr, JoinHandle<Vec<Request>>) {
+    let realm = "streamlab-test";
+    let nonce = "0123456789abcdef";
+    fake_server_for(connections, move |r| {
+        let expected = |uri: &str| {
+            let ha1 = md5_hex(format!("{DIGEST_USER}:{realm}:{password}").as_bytes());
+            let ha2 = md5_hex(format!("{}:{uri}", r.method).as_bytes());
+            md5_hex(format!("{ha1}:{nonce}:{ha2}").as_bytes())
+        };
+        if r.method.as_str() == "OPTIONS" {
+            return Some(ok(
+                r,
+                &[("Public", "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN")],
+            ));
+        }
+        let authorized = r.headers.get("Authorization").is_some_and(|a| {
+            a.starts_with("Digest ") && a.contains(&format!("response=\"{}\"", expected(&r.target)))
+        });
+        if !authorized {
+            let mut resp = Response::new(401, Dialect::Standard);
+            resp.headers
+                .push("CSeq", r.headers.cseq().unwrap_or(0).to_string());
+            resp.headers.push(
+                "WWW-Authenticate",
+                format!("Digest realm=\"{realm}\", nonce=\"{nonce}\""),
+            );
+            return Some(resp.to_bytes());
+        }
+        Some(match r.method.as_str() {
+            "DESCRIBE" => {
+                let mut resp = Response::new(200, Dialect::Standard);
+                resp.headers
+                    .push("CSeq", r.headers.cseq().unwrap_or(0).to_string());
+                resp.headers.push("Content-Type", "application/sdp");
+                resp.body =
+                    b"v=0\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 26\r\na=control:track1\r\n".to_vec();
+                resp.to_bytes()
+            }
+            "SETUP" => ok(r, &[("Session", "777;timeout=30")]),
+            _ => ok(r, &[("Session", "777")]),
+        })
+    })
 }
