@@ -106,7 +106,7 @@ pub fn describe(why: &CarryError) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::rtp_jpeg::{self, Layout};
 
@@ -125,7 +125,8 @@ mod tests {
         rgb
     }
 
-    fn encode(w: u16, h: u16, sampling: SamplingFactor) -> Vec<u8> {
+    /// A JPEG of a gradient with this chroma sampling (unit tests' input).
+    pub(crate) fn encode(w: u16, h: u16, sampling: SamplingFactor) -> Vec<u8> {
         let mut out = Vec::new();
         let mut e = Encoder::new(&mut out, 85);
         e.set_sampling_factor(sampling);

@@ -687,31 +687,9 @@ fn behind_every_viewer(st: &State) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::reencode::tests::encode;
     use crate::protocol::rtp_jpeg::Layout;
-    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
-
-    fn gradient(w: u16, h: u16) -> Vec<u8> {
-        let (w, h) = (usize::from(w), usize::from(h));
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        for y in 0..h {
-            for x in 0..w {
-                rgb.extend([
-                    (x * 255 / w) as u8,
-                    (y * 255 / h) as u8,
-                    ((x + y) % 256) as u8,
-                ]);
-            }
-        }
-        rgb
-    }
-
-    fn encode(w: u16, h: u16, sampling: SamplingFactor) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut e = Encoder::new(&mut out, 85);
-        e.set_sampling_factor(sampling);
-        e.encode(&gradient(w, h), w, h, ColorType::Rgb).unwrap();
-        out
-    }
+    use jpeg_encoder::SamplingFactor;
 
     fn lab_file(frames: &[Vec<u8>]) -> Arc<MjpegFile> {
         let mut bytes = Vec::new();

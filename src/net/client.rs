@@ -279,6 +279,9 @@ struct Io {
     /// RTP arriving inside the RTSP connection (TCP transport).
     interleaved: Option<MediaPath>,
     info: Arc<SharedInfo>,
+    /// The engine thread's own copy of `info`: it sets it, so reading it
+    /// per interleaved packet needs no lock.
+    current: StreamInfo,
     last_stats: Option<ClientStats>,
 }
 
@@ -297,6 +300,7 @@ impl Engine {
                 media: None,
                 interleaved: None,
                 info: Arc::default(),
+                current: StreamInfo::default(),
                 last_stats: None,
             },
         }
@@ -373,7 +377,7 @@ impl Io {
         let Some(report) = self.interleaved.as_mut().and_then(|p| p.due_report(now)) else {
             return;
         };
-        let Some(channel) = self.info.get().rtcp_channel else {
+        let Some(channel) = self.current.rtcp_channel else {
             return;
         };
         let mut frame = vec![b'$', channel];
@@ -543,11 +547,12 @@ impl ClientHost for Io {
     }
 
     fn stream_info(&mut self, info: StreamInfo) {
+        self.current = info;
         self.info.set(info);
     }
 
     fn interleaved(&mut self, channel: u8, payload: &[u8]) {
-        let info = self.info.get();
+        let info = self.current;
         let Some(path) = self.interleaved.as_mut() else {
             return;
         };
@@ -725,12 +730,12 @@ impl MediaPath {
     }
 
     fn drop_packet(&self, reason: DropReason) {
-        self.drop_named(reason.name());
+        self.drop_named(reason.name(), 1);
     }
 
-    fn drop_named(&self, name: &str) {
+    fn drop_named(&self, name: &str, count: u64) {
         with_stats(&self.stats, |s| {
-            *s.stats.dropped.entry(name.to_string()).or_default() += 1;
+            *s.stats.dropped.entry(name.to_string()).or_default() += count;
         })
     }
 
@@ -762,9 +767,7 @@ impl MediaPath {
     fn count_reorder(&mut self, r: &Reorder) {
         let (dups, put_back) = (r.duplicates(), r.put_back());
         if dups > self.duplicates {
-            for _ in self.duplicates..dups {
-                self.drop_named("duplicate");
-            }
+            self.drop_named("duplicate", dups - self.duplicates);
             self.duplicates = dups;
         }
         if put_back > self.put_back {
@@ -828,7 +831,7 @@ impl MediaPath {
     /// RTCP from the server: its sender reports feed ours.
     fn handle_rtcp(&mut self, now: Instant, buf: &[u8]) {
         let Some(packets) = rtcp::parse_compound(buf) else {
-            return self.drop_named("bad RTCP");
+            return self.drop_named("bad RTCP", 1);
         };
         for p in packets {
             if let Some(ntp) = p.sr_ntp_middle {

@@ -747,32 +747,22 @@ impl ClientConnection {
 
     fn read_messages(&mut self, now: Instant, quiet: bool, host: &mut impl ClientHost) {
         while let Some(m) = self.decoder.poll(quiet) {
-            let wire = |host: &mut dyn FnMut(Event), raw: &[u8]| {
-                host(Event::Wire {
-                    direction: Direction::Received,
-                    bytes: raw.to_vec(),
-                })
-            };
-            let raw = self.decoder.last_raw().to_vec();
+            if let Ok(Message::Interleaved { channel, payload }) = &m {
+                host.interleaved(*channel, payload);
+                continue;
+            }
+            host.event(Event::Wire {
+                direction: Direction::Received,
+                bytes: self.decoder.last_raw().to_vec(),
+            });
             match m {
-                Ok(Message::Response(resp)) => {
-                    wire(&mut |e| host.event(e), &raw);
-                    self.on_response(now, &resp, host);
-                }
-                Ok(Message::Request(_)) => {
-                    // Servers may send OPTIONS or ANNOUNCE; nothing here
-                    // needs an answer for playback to go on.
-                    wire(&mut |e| host.event(e), &raw);
-                }
-                Ok(Message::Interleaved { channel, payload }) => {
-                    host.interleaved(channel, &payload);
-                }
-                Err(e) => {
-                    wire(&mut |e| host.event(e), &raw);
-                    host.event(Event::Error(ClientError::Other(format!(
-                        "unreadable reply from the server: {e}"
-                    ))));
-                }
+                Ok(Message::Response(resp)) => self.on_response(now, &resp, host),
+                // Servers may send OPTIONS or ANNOUNCE; nothing here needs
+                // an answer for playback to go on.
+                Ok(_) => {}
+                Err(e) => host.event(Event::Error(ClientError::Other(format!(
+                    "unreadable reply from the server: {e}"
+                )))),
             }
         }
     }
@@ -902,19 +892,22 @@ impl ClientConnection {
         true
     }
 
+    /// The standard SETUP sequence cannot go on: say why, and leave no
+    /// session or media behind.
+    fn abandon_setup(&mut self, e: ClientError, host: &mut impl ClientHost) {
+        host.event(Event::Error(e));
+        self.step = None;
+        self.session = None;
+        self.close_media(host);
+    }
+
     /// DESCRIBE answered: find the MJPEG track and SETUP it.
     fn described(&mut self, now: Instant, resp: &Response, host: &mut impl ClientHost) {
-        let fail = |this: &mut Self, host: &mut dyn FnMut(Event), e: ClientError| {
-            host(Event::Error(e));
-            this.step = None;
-            this.session = None;
-        };
         let description = match sdp::parse(&resp.body) {
             Ok(d) => d,
             Err(e) => {
                 let e = ClientError::Other(format!("the stream's description: {e}"));
-                fail(self, &mut |ev| host.event(ev), e);
-                return self.close_media(host);
+                return self.abandon_setup(e, host);
             }
         };
         let video: Vec<&sdp::Media> = description
@@ -930,12 +923,7 @@ impl ClientConnection {
                 .first()
                 .and_then(|m| m.formats.first().and_then(|&pt| m.encoding(pt)))
                 .unwrap_or_else(|| "no video".to_string());
-            fail(
-                self,
-                &mut |ev| host.event(ev),
-                ClientError::NotJpeg { codec },
-            );
-            return self.close_media(host);
+            return self.abandon_setup(ClientError::NotJpeg { codec }, host);
         };
         self.info.payload_type = pt;
         self.info.dimensions = media.dimensions;
