@@ -820,13 +820,12 @@ fn a_401_asks_for_credentials_and_a_wrong_password_says_so() {
     // A wrong password: the prompt says they were refused.
     set_text(&mut harness, "User name", common::DIGEST_USER);
     set_text(&mut harness, "Password", "n0t-it");
+    // Connect closes the prompt; on loopback the server's second 401 may
+    // already have reopened it by the time the click's frames are done, so
+    // wait for the refusal rather than look for the closed prompt.
     click(&mut harness, "Connect");
-    assert!(
-        harness.state().view().auth_needed.is_none(),
-        "prompt closed"
-    );
     wait_until(&mut harness, "the refusal", |app| {
-        app.view().auth_needed.is_some()
+        app.view().auth_needed == Some(AuthNeeded { refused: true })
     });
     assert_eq!(
         harness.state().view().auth_needed,
