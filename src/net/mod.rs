@@ -5,4 +5,5 @@
 pub mod client;
 pub mod probe;
 pub mod server;
+pub mod udp_batch;
 pub mod writer;

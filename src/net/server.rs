@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::media::rtp_ready::{RtpReadyFrames, Viewer};
 use crate::media::{Framing, MjpegFile};
+use crate::net::udp_batch::UdpBatch;
 use crate::net::writer::{ConnectionWriter, WRITE_TIMEOUT};
 use crate::protocol::pacer::Pacer;
 use crate::protocol::rtcp;
@@ -609,30 +610,47 @@ enum Source {
     Rfc2435(Viewer),
 }
 
-/// Where a session's packets go.
+/// Where a session's packets go. A frame's RTP packets are queued by
+/// [`Out::send_rtp`] and leave together at [`Out::end_frame`]: one
+/// segmented send per run of datagrams over UDP, one write over TCP.
 enum Out {
     Udp {
         rtp: UdpSocket,
         rtcp: Option<UdpSocket>,
+        batch: UdpBatch,
     },
     Interleaved {
         writer: Writer,
         rtp_channel: u8,
         rtcp_channel: u8,
+        pending: Vec<u8>,
     },
 }
 
 impl Out {
-    fn send_rtp(&self, packet: &[u8]) -> io::Result<()> {
+    fn send_rtp(&mut self, packet: &[u8]) {
         match self {
-            Out::Udp { rtp, .. } => rtp.send(packet).map(|_| ()),
+            Out::Udp { rtp, batch, .. } => batch.push(rtp, packet),
             Out::Interleaved {
-                writer,
                 rtp_channel,
+                pending,
                 ..
-            } => writer
-                .send(&interleave(*rtp_channel, packet))
-                .map_err(io::Error::other),
+            } => interleave(pending, *rtp_channel, packet),
+        }
+    }
+
+    /// Sends the frame queued by [`Out::send_rtp`]; false when some of it
+    /// was refused.
+    fn end_frame(&mut self) -> bool {
+        match self {
+            Out::Udp { rtp, batch, .. } => batch.finish(rtp),
+            Out::Interleaved {
+                writer, pending, ..
+            } => {
+                let ok = pending.is_empty() || writer.send(pending).is_ok();
+                pending.clear();
+                ok
+            }
         }
     }
 
@@ -644,9 +662,11 @@ impl Out {
                 writer,
                 rtcp_channel,
                 ..
-            } => writer
-                .send(&interleave(*rtcp_channel, packet))
-                .map_err(io::Error::other),
+            } => {
+                let mut message = Vec::with_capacity(packet.len() + 4);
+                interleave(&mut message, *rtcp_channel, packet);
+                writer.send(&message).map_err(io::Error::other)
+            }
         }
     }
 
@@ -674,14 +694,12 @@ impl Out {
     }
 }
 
-/// `$`, channel, 16-bit length, packet: RFC 2326 section 10.12.
-fn interleave(channel: u8, packet: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(packet.len() + 4);
-    v.push(b'$');
-    v.push(channel);
-    v.extend_from_slice(&(packet.len().min(u16::MAX as usize) as u16).to_be_bytes());
-    v.extend_from_slice(packet);
-    v
+/// Appends `$`, channel, 16-bit length, packet: RFC 2326 section 10.12.
+fn interleave(out: &mut Vec<u8>, channel: u8, packet: &[u8]) {
+    out.push(b'$');
+    out.push(channel);
+    out.extend_from_slice(&(packet.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    out.extend_from_slice(packet);
 }
 
 /// Bind an even RTP port and the odd RTCP port after it, as RFC 3550 asks.
@@ -739,7 +757,14 @@ impl MediaSender {
                     .as_ref()
                     .and_then(|r| r.local_addr().ok())
                     .map(|r| (a, r.port()));
-                (Out::Udp { rtp, rtcp }, ports)
+                (
+                    Out::Udp {
+                        rtp,
+                        rtcp,
+                        batch: UdpBatch::new(),
+                    },
+                    ports,
+                )
             }
             MediaTransport::Interleaved {
                 rtp_channel,
@@ -749,6 +774,7 @@ impl MediaSender {
                     writer,
                     rtp_channel,
                     rtcp_channel,
+                    pending: Vec::new(),
                 },
                 None,
             ),
@@ -981,11 +1007,8 @@ impl MediaJob {
             timestamp: self.timestamp(sent.frames),
             ssrc: self.ssrc,
         };
-        let mut ok = true;
         let mut emit = |p: &[u8]| {
-            if self.out.send_rtp(p).is_err() {
-                ok = false;
-            }
+            self.out.send_rtp(p);
             sent.packets = sent.packets.wrapping_add(1);
             sent.octets = sent
                 .octets
@@ -1021,7 +1044,7 @@ impl MediaJob {
             },
         }
         sent.frames += 1;
-        FrameResult::Sent(ok)
+        FrameResult::Sent(self.out.end_frame())
     }
 
     fn send_report(&self, sent: &Sent) {
