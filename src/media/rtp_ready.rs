@@ -12,14 +12,16 @@
 //! A 1080p frame takes about 20 ms to re-encode, most of a 30 fps frame
 //! period, so it is not left to the sender's path: while sessions play a
 //! file that needs it (each through a [`Viewer`]), one worker per file
-//! encodes the frames ahead of their playheads, nearest deadline first, and
-//! the senders find them cached. A sender waits only for a frame that is
+//! encodes the frames ahead of their playheads, nearest deadline first
+//! (across the wrap to frame 0 for a session that loops), and the senders
+//! find them cached. A sender waits only for a frame that is
 //! being encoded at that moment; one that nobody has started (the worker is
 //! behind) it encodes itself, as before. No lock is held while encoding.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::media::reencode::describe;
@@ -28,9 +30,10 @@ use crate::media::{MediaError, MjpegFile};
 use crate::protocol::rtp_jpeg::{self, CarryError};
 
 /// Most bytes of re-encoded frames kept per file. movie.Mjpeg's 500 frames
-/// take 6 MB; a long HD clip would not fit: then frames behind every
-/// viewer make room for frames ahead of them, and a frame that still does
-/// not fit is re-encoded on every request instead of growing memory.
+/// take 6 MB; a long HD clip would not fit: then the frames needed last
+/// (behind every viewer, or just played by a looping one) make room for
+/// frames needed sooner, and a frame that still does not fit is re-encoded
+/// on every request instead of growing memory.
 pub const CACHE_LIMIT: usize = 256 * 1024 * 1024;
 
 /// Why [`RtpReadyFrames::frame`] has no frame to give.
@@ -102,6 +105,15 @@ struct Cursor {
     /// Every frame in `at..frontier` is settled, so the worker's search for
     /// work starts here instead of at `at`.
     frontier: usize,
+    /// After the last frame it plays frame 0 again: the frames from 0 are
+    /// ahead of it too.
+    looping: bool,
+}
+
+/// The worker thread of the moment.
+struct Worker {
+    id: u64,
+    thread: Option<JoinHandle<()>>,
 }
 
 struct State {
@@ -112,8 +124,10 @@ struct State {
     end: Option<usize>,
     cached_bytes: usize,
     cached_frames: usize,
-    /// Whether the worker thread runs.
-    worker: bool,
+    /// The worker thread, while it is wanted. A worker whose id is no
+    /// longer here ends at its next look.
+    worker: Option<Worker>,
+    next_worker: u64,
 }
 
 /// Frames of one file in a form RFC 2435 can carry: untouched where they
@@ -183,15 +197,40 @@ impl Viewer {
         self.frames.set_cursor(self.id, n);
     }
 
+    /// Says that this viewer starts over at frame 0 after the last frame
+    /// (a server that loops its files), so that the worker encodes across
+    /// the wrap and the cache keeps the first frames for it.
+    pub fn set_looping(&self, looping: bool) {
+        let mut st = self.frames.lock();
+        if let Some(c) = st.cursors.get_mut(&self.id) {
+            c.looping = looping;
+        }
+        drop(st);
+        self.frames.changed.notify_all();
+    }
+
     pub fn frames(&self) -> &Arc<RtpReadyFrames> {
         &self.frames
     }
 }
 
 impl Drop for Viewer {
+    /// The last viewer to go takes the worker with it and waits for it to
+    /// end (at most the encode it is in), so that no thread outlives the
+    /// file's last session.
     fn drop(&mut self) {
-        self.frames.lock().cursors.remove(&self.id);
+        let mut st = self.frames.lock();
+        st.cursors.remove(&self.id);
+        let worker = if st.cursors.is_empty() {
+            st.worker.take()
+        } else {
+            None
+        };
+        drop(st);
         self.frames.changed.notify_all();
+        if let Some(thread) = worker.and_then(|w| w.thread) {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -262,7 +301,8 @@ impl RtpReadyFrames {
                 end: None,
                 cached_bytes: 0,
                 cached_frames: 0,
-                worker: false,
+                worker: None,
+                next_worker: 1,
             }),
             changed: Condvar::new(),
             cache_limit,
@@ -300,6 +340,7 @@ impl RtpReadyFrames {
                 Cursor {
                     at: from,
                     frontier: from,
+                    looping: false,
                 },
             );
             id
@@ -398,7 +439,7 @@ impl RtpReadyFrames {
 
     /// Whether the worker runs now.
     pub fn worker_running(&self) -> bool {
-        self.lock().worker
+        self.lock().worker.is_some()
     }
 
     /// How many times a worker was started for this file (one at a time).
@@ -489,7 +530,7 @@ impl RtpReadyFrames {
             }
         };
         self.encodes.fetch_add(1, Ordering::Relaxed);
-        claim.settle(|st| self.keep(st, &jpeg));
+        claim.settle(|st| self.keep(st, n, &jpeg));
         Ok(Some(jpeg))
     }
 
@@ -541,21 +582,26 @@ impl RtpReadyFrames {
             return;
         }
         let mut st = self.lock();
-        if st.worker || st.cursors.is_empty() {
+        if st.worker.is_some() || st.cursors.is_empty() {
             return;
         }
         let me = Arc::clone(self);
+        let id = st.next_worker;
+        st.next_worker += 1;
         // A thread of its own, here rather than in src/net: the cache it
         // fills belongs to the file and is shared by sessions on different
         // connections, so no connection's or session's thread can do the
         // work without holding up its own sends. One per file at most (the
-        // `worker` flag), and it ends when the file's last viewer goes.
+        // `worker` slot), and the file's last viewer ends it.
         let spawned = std::thread::Builder::new()
             .name("encode-ahead".into())
-            .spawn(move || me.work());
+            .spawn(move || me.work(id));
         match spawned {
-            Ok(_) => {
-                st.worker = true;
+            Ok(thread) => {
+                st.worker = Some(Worker {
+                    id,
+                    thread: Some(thread),
+                });
                 self.workers_started.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(
@@ -568,13 +614,16 @@ impl RtpReadyFrames {
 
     /// The worker: encodes the frame with the nearest deadline, again and
     /// again, and sleeps when none is left or the cache has no room.
-    fn work(self: Arc<Self>) {
+    fn work(self: Arc<Self>, id: u64) {
         loop {
             let claim = {
                 let mut st = self.lock();
                 loop {
+                    if st.worker.as_ref().is_none_or(|w| w.id != id) {
+                        return;
+                    }
                     if st.cursors.is_empty() {
-                        st.worker = false;
+                        st.worker = None;
                         return;
                     }
                     if let Some(n) = self.pick(&mut st) {
@@ -590,10 +639,16 @@ impl RtpReadyFrames {
     }
 
     /// The first unsettled frame ahead of the viewer that will reach it
-    /// soonest, if the cache has room for it.
+    /// soonest (across the wrap to frame 0 for a looping viewer), if the
+    /// cache has room for it.
     fn pick(&self, st: &mut State) -> Option<usize> {
-        let end = st.end.or_else(|| self.file.frame_count());
+        let end = self.end(st);
         let State { slots, cursors, .. } = st;
+        let open = |n: usize| {
+            !slots
+                .get(n)
+                .is_some_and(|s| s.is_settled() || matches!(s, Slot::Busy))
+        };
         let mut best: Option<(usize, usize)> = None;
         for c in cursors.values_mut() {
             c.frontier = c.frontier.max(c.at);
@@ -601,41 +656,76 @@ impl RtpReadyFrames {
                 c.frontier += 1;
             }
             let mut n = c.frontier;
-            while slots
-                .get(n)
-                .is_some_and(|s| s.is_settled() || matches!(s, Slot::Busy))
-            {
+            while !open(n) {
                 n += 1;
             }
-            if end.is_some_and(|e| n >= e) {
-                continue;
-            }
-            let distance = n - c.at;
-            if best.is_none_or(|(d, _)| distance < d) {
+            let found = match end {
+                Some(e) if n >= e => c
+                    .looping
+                    .then(|| (0..c.at.min(e)).find(|&i| open(i)))
+                    .flatten()
+                    .map(|i| (e.saturating_sub(c.at) + i, i)),
+                _ => Some((n - c.at, n)),
+            };
+            if let Some((distance, n)) = found
+                && best.is_none_or(|(d, _)| distance < d)
+            {
                 best = Some((distance, n));
             }
         }
         let (_, n) = best?;
-        self.has_room(st).then_some(n)
+        self.has_room(st, n).then_some(n)
     }
 
-    /// Whether another re-encoded frame (of the average size so far) fits,
-    /// counting what can be dropped from behind every viewer.
-    fn has_room(&self, st: &State) -> bool {
+    /// How many frames the file has, once known.
+    fn end(&self, st: &State) -> Option<usize> {
+        st.end.or_else(|| self.file.frame_count())
+    }
+
+    /// Whether another re-encoded frame (of the average size so far) fits
+    /// for frame n, counting what can be dropped for it.
+    fn has_room(&self, st: &State, n: usize) -> bool {
         let typical = st
             .cached_bytes
             .checked_div(st.cached_frames)
             .unwrap_or(0)
             .max(1);
-        st.cached_bytes + typical <= self.cache_limit || behind_every_viewer(st).is_some()
+        st.cached_bytes + typical <= self.cache_limit || self.victim(st, n).is_some()
     }
 
-    /// What becomes of a fresh encode: kept if it fits (making room from
-    /// behind every viewer if need be), else left to be encoded again.
-    fn keep(&self, st: &mut State, jpeg: &Arc<Vec<u8>>) -> Slot {
+    /// The cached frame to drop to make room for frame n: the one needed
+    /// last (never, for frames behind every viewer that does not loop), if
+    /// that is later than frame n is needed.
+    fn victim(&self, st: &State, n: usize) -> Option<usize> {
+        let end = self.end(st);
+        let due = |i: usize| {
+            st.cursors
+                .values()
+                .filter_map(|c| match end {
+                    _ if i >= c.at => Some(i - c.at),
+                    Some(e) if c.looping && i < e => Some(e.saturating_sub(c.at) + i),
+                    _ => None,
+                })
+                .min()
+        };
+        let needed = due(n)?;
+        st.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Slot::Cached(_)))
+            .map(|(i, _)| (due(i).unwrap_or(usize::MAX), i))
+            .filter(|&(d, _)| d > needed)
+            .max()
+            .map(|(_, i)| i)
+    }
+
+    /// What becomes of a fresh encode of frame n: kept if it fits (making
+    /// room from frames needed later, see [`RtpReadyFrames::victim`]), else
+    /// left to be encoded again.
+    fn keep(&self, st: &mut State, n: usize, jpeg: &Arc<Vec<u8>>) -> Slot {
         let len = jpeg.len();
         while st.cached_bytes + len > self.cache_limit {
-            let Some(i) = behind_every_viewer(st) else {
+            let Some(i) = self.victim(st, n) else {
                 break;
             };
             if let Slot::Cached(old) = std::mem::replace(&mut st.slots[i], Slot::Reencode) {
@@ -651,8 +741,8 @@ impl RtpReadyFrames {
         if !self.cache_full_logged.swap(true, Ordering::Relaxed) {
             tracing::info!(
                 file = self.file.name(),
-                "{}: the {} MiB cache of re-encoded frames is full; frames behind every \
-                 viewer make room for frames ahead, and frames that still do not fit are \
+                "{}: the {} MiB cache of re-encoded frames is full; frames needed later \
+                 make room for frames needed sooner, and frames that still do not fit are \
                  re-encoded on every request",
                 self.file.name(),
                 self.cache_limit / (1024 * 1024)
@@ -673,15 +763,6 @@ impl RtpReadyFrames {
             );
         }
     }
-}
-
-/// The cached frame furthest behind every viewer (the last one any of
-/// them will want again), if there is a viewer.
-fn behind_every_viewer(st: &State) -> Option<usize> {
-    let first = st.cursors.values().map(|c| c.at).min()?;
-    st.slots[..first.min(st.slots.len())]
-        .iter()
-        .position(|s| matches!(s, Slot::Cached(_)))
 }
 
 #[cfg(test)]
@@ -774,6 +855,64 @@ mod tests {
         assert_eq!(ready.encodes_done(), 1);
         assert_eq!(ready.workers_started(), 0);
         assert!(!ready.is_ready(1));
+    }
+
+    #[test]
+    fn a_looping_viewer_near_the_end_gets_the_first_frames_encoded_ahead() {
+        let f444 = encode(32, 32, SamplingFactor::F_1_1);
+        let ready = Arc::new(RtpReadyFrames::new(lab_file(&vec![f444; 10])));
+        let v = ready.viewer(8);
+        v.set_looping(true);
+        assert!(ready.wait_ready(0, Duration::from_secs(10)));
+        assert!(ready.wait_ready(7, Duration::from_secs(10)));
+        drop(v);
+        assert!(!ready.worker_running(), "the last viewer ended the worker");
+        assert_eq!(ready.encodes_done(), 10);
+
+        // A viewer that stops at the end leaves frame 0 alone.
+        let ready = Arc::new(RtpReadyFrames::new(lab_file(&vec![
+            encode(
+                32,
+                32,
+                SamplingFactor::F_1_1
+            );
+            10
+        ])));
+        let v = ready.viewer(8);
+        assert!(ready.wait_ready(9, Duration::from_secs(10)));
+        drop(v);
+        assert!(!ready.worker_running());
+        assert!(!ready.is_ready(0));
+        assert_eq!(ready.encodes_done(), 2);
+    }
+
+    #[test]
+    fn a_full_cache_keeps_the_frames_a_looping_viewer_needs_next() {
+        let f444 = encode(32, 32, SamplingFactor::F_1_1);
+        let size = reencode_for_rtp(&f444, RTP_QUALITY).unwrap().len();
+        let ready = Arc::new(RtpReadyFrames::with_cache_limit(
+            lab_file(&vec![f444; 10]),
+            3 * size,
+        ));
+        let v = ready.viewer(0);
+        v.set_looping(true);
+        for n in 0..10 {
+            assert!(v.frame(n).unwrap().is_some());
+            assert!(ready.cached_bytes() <= 3 * size);
+        }
+        // At frame 9 the frames needed next are 0 and 1, after the wrap:
+        // 7 and 8, needed last, made room for them.
+        assert!(ready.wait_ready(0, Duration::from_secs(10)));
+        assert!(ready.wait_ready(1, Duration::from_secs(10)));
+        assert!(ready.is_ready(9) && ready.is_ready(0) && ready.is_ready(1));
+        assert!(!ready.is_ready(7) && !ready.is_ready(8));
+        let before = ready.encodes_done();
+        assert!(v.frame(0).unwrap().is_some() && v.frame(1).unwrap().is_some());
+        assert_eq!(
+            ready.encodes_done(),
+            before,
+            "frames 0 and 1 came from the cache"
+        );
     }
 
     #[test]

@@ -395,7 +395,11 @@ impl ServerHost for Host<'_> {
             Payload::Lab => Source::Lab(file),
             // The worker (if the file needs one) starts encoding now, so
             // that PLAY finds the first frames ready.
-            Payload::Rfc2435 => Source::Rfc2435(self.ready_frames(&path, &file).viewer(0)),
+            Payload::Rfc2435 => {
+                let viewer = self.ready_frames(&path, &file).viewer(0);
+                viewer.set_looping(self.shared.config.looping);
+                Source::Rfc2435(viewer)
+            }
         };
         let (media, prepared) = MediaSender::start(
             self.shared,
