@@ -14,6 +14,7 @@ mod banner;
 mod connection;
 mod controls;
 mod diagram;
+mod seek;
 mod serve;
 mod status;
 mod video;
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::net::client::{
-    ClientCommand, ClientConfig, ClientError, ClientEvent, ClientHandle, DecodedFrame,
+    ClientCommand, ClientConfig, ClientError, ClientEvent, ClientHandle, Credentials, DecodedFrame,
 };
 use crate::protocol::State;
 use crate::server_embedded::EmbeddedServer;
@@ -106,6 +107,8 @@ enum Link {
     /// No network (UI tests): what would have gone out is recorded.
     Detached {
         sent: Vec<ClientCommand>,
+        /// Credentials given to the engine in a session.
+        credentials: Vec<Credentials>,
         served: Vec<PathBuf>,
         /// What the last SETUP would have started an engine with.
         config: Option<ClientConfig>,
@@ -117,6 +120,7 @@ pub struct PlayerApp {
     view: PlayerView,
     controls: controls::Controls,
     prompt: auth::CredentialsPrompt,
+    seek_bar: seek::SeekBar,
     serve_bar: serve::ServeBar,
     video: video::VideoPanel,
     picker: serve::FilePicker,
@@ -157,6 +161,7 @@ impl PlayerApp {
     pub fn new_detached(options: AppOptions) -> PlayerApp {
         let mut app = PlayerApp::with_link(Link::Detached {
             sent: Vec::new(),
+            credentials: Vec::new(),
             served: Vec::new(),
             config: None,
         });
@@ -169,6 +174,7 @@ impl PlayerApp {
             view: PlayerView::default(),
             controls: controls::Controls::default(),
             prompt: auth::CredentialsPrompt::default(),
+            seek_bar: seek::SeekBar::default(),
             serve_bar: serve::ServeBar::default(),
             video: video::VideoPanel::default(),
             picker: serve::FilePicker::default(),
@@ -216,9 +222,15 @@ impl PlayerApp {
             ClientEvent::Error(ClientError::Connect { .. } | ClientError::ServerGone)
         );
         let stopped = matches!(event, ClientEvent::Stopped);
-        let auth = matches!(event, ClientEvent::Error(ClientError::Auth { .. }));
+        let auth = match &event {
+            ClientEvent::Error(ClientError::Auth { had_credentials }) => Some(*had_credentials),
+            _ => None,
+        };
         // Autoplay waits through the credentials prompt.
-        let failed = matches!(event, ClientEvent::Error(_)) && !auth;
+        let failed = matches!(event, ClientEvent::Error(_)) && auth.is_none();
+        // A prompt already open keeps what is being typed into it (a
+        // refused keep-alive may repeat the request).
+        let prompt_open = self.view.auth_needed.is_some();
         if let Some(frame) = self.view.apply(event) {
             self.incoming_frame = Some(frame);
         }
@@ -232,12 +244,30 @@ impl PlayerApp {
         if failed {
             self.autoplay = false;
         }
-        if auth {
+        if let Some(refused) = auth
+            && (refused || !prompt_open)
+        {
             self.prompt.open(self.controls.fields.user.as_deref());
         }
         if self.autoplay && self.view.state == State::Ready && self.view.in_flight.is_none() {
             self.autoplay = false;
             self.send_client(ClientCommand::Play);
+        }
+        // A seek asked for while another request was on its way.
+        if self.view.state == State::Playing
+            && self.view.in_flight.is_none()
+            && let Some(millis) = self.view.pending_seek
+        {
+            self.send_client(ClientCommand::PlayFrom { millis });
+        }
+    }
+
+    /// Detached apps: the credentials the prompt gave the engine in a
+    /// session since the last call.
+    pub fn take_sent_credentials(&mut self) -> Vec<Credentials> {
+        match &mut self.link {
+            Link::Detached { credentials, .. } => std::mem::take(credentials),
+            Link::Live { .. } => Vec::new(),
         }
     }
 
@@ -350,6 +380,13 @@ impl PlayerApp {
             .show(ui, |ui| {
                 commands.extend(wire_log::ui(ui, &self.view));
             });
+        if self.view.seek_bar_shown() {
+            egui::Panel::bottom("seek-bar")
+                .show_separator_line(false)
+                .show(ui, |ui| {
+                    commands.extend(self.seek_bar.ui(ui, &self.view));
+                });
+        }
         egui::CentralPanel::default().show(ui, |ui| self.video.ui(ui, &self.view));
 
         let dropped = ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()));
@@ -380,6 +417,7 @@ impl PlayerApp {
             UiCommand::ServeFile(path) => self.serve_file(path),
             UiCommand::Dismiss => self.view.dismiss(),
             UiCommand::ClearWireLog => self.view.wire.clear(),
+            UiCommand::Seek { millis } => self.seek(millis),
             UiCommand::Authenticate => self.authenticate(),
             UiCommand::CancelAuth => {
                 self.prompt.close();
@@ -389,20 +427,57 @@ impl PlayerApp {
         }
     }
 
-    /// SETUP again with the credentials typed into the prompt: a new engine,
-    /// since its configuration changed.
+    /// Use the credentials typed into the prompt. In INIT, SETUP again
+    /// with them (a new engine, since its configuration changed). In a
+    /// session, the engine sends the refused request again with them on
+    /// the same connection, and keeps them for the requests after it.
     fn authenticate(&mut self) {
-        if !self.view.can_send(ClientCommand::Setup) {
-            self.view.report(
-                "The server asked for credentials in the middle of a session: \
-                 press TEARDOWN, then SETUP, and it will ask again.",
-            );
+        let in_session = self.view.state != State::Init;
+        if !in_session && !self.view.can_send(ClientCommand::Setup) {
             return;
         }
         let (user, password) = self.prompt.take();
-        self.controls.fields.set_credentials(&user, password);
-        self.view.auth_needed = None;
-        self.send_client(ClientCommand::Setup);
+        // The next SETUP (after TEARDOWN) uses them too.
+        self.controls
+            .fields
+            .set_credentials(&user, password.clone());
+        let need = self.view.auth_needed.take();
+        if !in_session {
+            self.send_client(ClientCommand::Setup);
+            return;
+        }
+        let credentials = Credentials { user, password };
+        match &mut self.link {
+            Link::Detached {
+                credentials: given, ..
+            } => given.push(credentials),
+            Link::Live { engine, .. } => {
+                let Some(engine) = engine else {
+                    return;
+                };
+                engine.config.user = Some(credentials.user.clone());
+                engine.config.password = Some(credentials.password.clone());
+                engine.handle.credentials(credentials);
+            }
+        }
+        // The refused request is on its way again.
+        self.view.in_flight = need.and_then(|n| n.retry);
+    }
+
+    /// The position bar asked for `millis`: PLAY from there at once while
+    /// PLAYING; in READY (paused), the next PLAY starts there, as a paused
+    /// player's position bar does. A seek while another request is on its
+    /// way goes when its reply comes (the newest seek wins).
+    fn seek(&mut self, millis: u64) {
+        if !self.view.seek_bar_shown() {
+            return;
+        }
+        let millis = millis.min(self.view.timeline.last_seek_ms());
+        if self.view.state == State::Playing && self.view.in_flight.is_none() {
+            self.send_client(ClientCommand::PlayFrom { millis });
+        } else {
+            self.view.pending_seek = Some(millis);
+        }
     }
 
     /// Send a request, starting an engine first when SETUP needs one.
@@ -412,6 +487,19 @@ impl PlayerApp {
         if !self.view.can_send(command) {
             return;
         }
+        // PLAY after a seek in READY starts where the bar was put.
+        let command = match command {
+            ClientCommand::Play if self.view.seek_bar_shown() => self
+                .view
+                .pending_seek
+                .take()
+                .map_or(command, |millis| ClientCommand::PlayFrom { millis }),
+            ClientCommand::PlayFrom { .. } => {
+                self.view.pending_seek = None;
+                command
+            }
+            _ => command,
+        };
         let config = if command == ClientCommand::Setup {
             match self.controls.fields.to_config() {
                 Ok(config) => Some(config),

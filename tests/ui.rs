@@ -12,10 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use streamlab::app::{AppOptions, AuthNeeded, PlayerApp, Serve};
+use streamlab::app::{AppOptions, PlayerApp, Serve};
 use streamlab::net::client::{
-    ClientCommand, ClientConfig, ClientError, ClientEvent, ClientStats, DecodedFrame,
-    DialectChoice, Direction, TransportChoice, WireMessage,
+    Anchor, ClientCommand, ClientConfig, ClientError, ClientEvent, ClientStats, DecodedFrame,
+    DialectChoice, Direction, Timeline, TransportChoice, WireMessage,
 };
 use streamlab::protocol::State;
 
@@ -524,7 +524,8 @@ fn connect_option_with_a_url_keeps_its_choices_and_hides_its_password() {
 fn a_401_opens_the_credentials_prompt_and_cancel_closes_it() {
     let mut harness = fixture(State::Init);
     click(&mut harness, "SETUP");
-    let prompt = "The server wants a user name and password (401 Unauthorized).";
+    let prompt = "The server wants a user name and password (401 Unauthorized). \
+         Type them where the window asks, or give them in the URL: rtsp://user:password@host/...";
     assert!(!has_label(&harness, prompt));
     feed(
         &mut harness,
@@ -763,8 +764,25 @@ fn a_typed_url_plays_over_tcp() {
     assert!(harness.state().view().errors.is_empty());
 }
 
-/// Everything logged while this binary runs, at every level.
+/// Whether the credentials prompt says the last ones were refused (None:
+/// no prompt).
+fn refused(harness: &Harness<'_, PlayerApp>) -> Option<bool> {
+    harness
+        .state()
+        .view()
+        .auth_needed
+        .as_ref()
+        .map(|a| a.refused)
+}
+
+/// Everything logged while this binary runs, at every level (one buffer
+/// for every test that asks: a process has one subscriber).
 fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(install_log_capture).clone()
+}
+
+fn install_log_capture() -> Arc<Mutex<Vec<u8>>> {
     #[derive(Clone)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Sink {
@@ -786,7 +804,7 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .try_init()
-        .expect("the only test that installs a subscriber");
+        .expect("the only subscriber");
     logs
 }
 
@@ -804,14 +822,15 @@ fn a_401_asks_for_credentials_and_a_wrong_password_says_so() {
     wait_until(&mut harness, "the credentials prompt", |app| {
         app.view().auth_needed.is_some()
     });
-    assert_eq!(
-        harness.state().view().auth_needed,
-        Some(AuthNeeded { refused: false })
+    assert_eq!(refused(&harness), Some(false));
+    // The engine's own sentence, which the command line prints too.
+    assert!(
+        harness
+            .query_by_label_contains(
+                "The server wants a user name and password (401 Unauthorized)."
+            )
+            .is_some()
     );
-    assert!(has_label(
-        &harness,
-        "The server wants a user name and password (401 Unauthorized)."
-    ));
     assert!(
         harness.state().view().errors.is_empty(),
         "the prompt says it"
@@ -825,15 +844,11 @@ fn a_401_asks_for_credentials_and_a_wrong_password_says_so() {
     // wait for the refusal rather than look for the closed prompt.
     click(&mut harness, "Connect");
     wait_until(&mut harness, "the refusal", |app| {
-        app.view().auth_needed == Some(AuthNeeded { refused: true })
+        app.view().auth_needed.as_ref().is_some_and(|a| a.refused)
     });
-    assert_eq!(
-        harness.state().view().auth_needed,
-        Some(AuthNeeded { refused: true })
-    );
     assert!(
         harness
-            .query_by_label_contains("The server refused this user name and password")
+            .query_by_label_contains("Wrong user name or password: the server refused them")
             .is_some()
     );
     assert_eq!(
@@ -879,4 +894,561 @@ fn a_401_asks_for_credentials_and_a_wrong_password_says_so() {
     for secret in ["s3cret", "n0t-it"] {
         assert!(!logs.contains(secret), "{secret} logged: {logs}");
     }
+}
+
+// The position bar.
+
+/// A detached app in `state` on a 10 s file whose last PLAY started at 0
+/// with RTP timestamp 0, as the engine would have said.
+fn on_a_file(state: State) -> Harness<'static, PlayerApp> {
+    let mut app = detached();
+    app.handle_event(state_event(state));
+    app.handle_event(ClientEvent::Timeline(Timeline {
+        length_ms: Some(10_000),
+        frame_ms: Some(50),
+        anchor: (state == State::Playing).then_some(Anchor {
+            start_ms: 0,
+            rtptime: Some(0),
+        }),
+        ..Timeline::default()
+    }));
+    harness(app)
+}
+
+/// A decoded frame with this RTP timestamp (90 kHz).
+fn frame_at(rtp_timestamp: u32) -> ClientEvent {
+    let ClientEvent::Frame(mut f) = frame(1, 1) else {
+        unreachable!()
+    };
+    f.rtp_timestamp = rtp_timestamp;
+    ClientEvent::Frame(f)
+}
+
+/// Where on the screen `fraction` of the position bar is. The rail is
+/// inset by the handle's radius, so the handle stays whole at either end.
+fn bar_at(harness: &Harness<'_, PlayerApp>, fraction: f32) -> egui::Pos2 {
+    const HANDLE_RADIUS: f32 = 7.0;
+    let rail = harness
+        .get_by_label("Position")
+        .rect()
+        .shrink2(egui::vec2(HANDLE_RADIUS, 0.0));
+    egui::pos2(rail.left() + rail.width() * fraction, rail.center().y)
+}
+
+/// Press on the bar at `from`, drag to `to` and let go, a frame per step.
+fn drag_bar(harness: &mut Harness<'_, PlayerApp>, from: f32, to: f32) {
+    let (a, b) = (bar_at(harness, from), bar_at(harness, to));
+    harness.hover_at(a);
+    harness.run();
+    harness.drag_at(a);
+    harness.run();
+    harness.hover_at(b);
+    harness.run();
+    harness.drop_at(b);
+    harness.run();
+}
+
+fn seeks(commands: &[ClientCommand]) -> Vec<u64> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            ClientCommand::PlayFrom { millis } => Some(*millis),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `millis` within a pixel of the bar of `expected`.
+fn near(millis: u64, expected: u64) -> bool {
+    millis.abs_diff(expected) <= 30
+}
+
+fn position_value(harness: &Harness<'_, PlayerApp>) -> String {
+    value(harness, "Position")
+}
+
+#[test]
+fn the_position_bar_shows_where_the_stream_is_and_its_length() {
+    let mut harness = on_a_file(State::Playing);
+    assert_eq!(position_value(&harness), "0:00.0 of 0:10.0");
+    feed(&mut harness, frame_at(90_000 * 5 / 2));
+    assert_eq!(position_value(&harness), "0:02.5 of 0:10.0");
+    assert!(has_label(&harness, "0:02.5"));
+    assert!(has_label(&harness, "0:10.0"));
+    assert!(enabled(&harness, "Position"));
+}
+
+#[test]
+fn no_position_bar_for_a_stream_without_a_length_or_session() {
+    // A live stream (or the lab's dialect): the engine knows no length.
+    let mut harness = fixture(State::Playing);
+    feed(&mut harness, ClientEvent::Timeline(Timeline::default()));
+    feed(&mut harness, frame_at(90_000));
+    assert!(harness.query_by_label("Position").is_none());
+    // A file, before SETUP and after TEARDOWN.
+    let mut harness = on_a_file(State::Init);
+    assert!(harness.query_by_label("Position").is_none());
+    feed(&mut harness, state_event(State::Ready));
+    assert!(harness.query_by_label("Position").is_some());
+    feed(&mut harness, state_event(State::Init));
+    assert!(harness.query_by_label("Position").is_none());
+}
+
+#[test]
+fn clicking_the_bar_while_playing_plays_from_there() {
+    let mut harness = on_a_file(State::Playing);
+    let at = bar_at(&harness, 0.5);
+    harness.hover_at(at);
+    harness.run();
+    harness.drag_at(at);
+    harness.drop_at(at);
+    harness.run();
+    let sent = harness.state_mut().take_sent_commands();
+    let millis = seeks(&sent);
+    assert_eq!(millis.len(), 1, "{sent:?}");
+    assert!(near(millis[0], 5_000), "{millis:?}");
+    // On its way: the bar shows the target, PLAY waits for the reply.
+    assert!(has_label(&harness, &format_ms(millis[0])));
+    assert!(has_label(&harness, "waiting for the reply to PLAY"));
+}
+
+/// `m:ss.t`, as the bar writes it.
+fn format_ms(ms: u64) -> String {
+    format!(
+        "{}:{:02}.{}",
+        ms / 60_000,
+        (ms / 1000) % 60,
+        (ms / 100) % 10
+    )
+}
+
+#[test]
+fn dragging_the_bar_shows_where_and_seeks_once_on_release() {
+    let mut harness = on_a_file(State::Playing);
+    feed(&mut harness, frame_at(90_000));
+    let (a, b) = (bar_at(&harness, 0.2), bar_at(&harness, 0.7));
+    harness.hover_at(a);
+    harness.run();
+    harness.drag_at(a);
+    harness.run();
+    harness.hover_at(b);
+    harness.run();
+    // Held down at 70%: shown there, nothing sent yet.
+    assert!(harness.state_mut().take_sent_commands().is_empty());
+    let shown = position_value(&harness);
+    assert!(
+        shown.starts_with("0:06.") || shown.starts_with("0:07."),
+        "{shown}"
+    );
+    harness.drop_at(b);
+    harness.run();
+    let millis = seeks(&harness.state_mut().take_sent_commands());
+    assert_eq!(millis.len(), 1, "one PLAY for the whole drag");
+    assert!(near(millis[0], 7_000), "{millis:?}");
+}
+
+#[test]
+fn a_seek_to_the_very_end_asks_for_the_last_frame() {
+    let mut harness = on_a_file(State::Playing);
+    drag_bar(&mut harness, 0.5, 1.2);
+    // npt=10.000- would be past the end (457); the last frame starts at 9.95 s.
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::PlayFrom { millis: 9_950 }]
+    );
+}
+
+#[test]
+fn a_seek_in_ready_waits_for_play_and_play_starts_there() {
+    let mut harness = on_a_file(State::Ready);
+    drag_bar(&mut harness, 0.4, 0.4);
+    assert!(
+        harness.state_mut().take_sent_commands().is_empty(),
+        "paused: nothing sent"
+    );
+    assert!(has_label(&harness, "PLAY starts here"));
+    let pending = harness.state().view().pending_seek.expect("remembered");
+    assert!(near(pending, 4_000), "{pending}");
+    click(&mut harness, "PLAY");
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::PlayFrom { millis: pending }]
+    );
+    assert!(!has_label(&harness, "PLAY starts here"));
+}
+
+#[test]
+fn a_seek_while_a_request_is_on_its_way_goes_after_the_reply() {
+    let mut harness = on_a_file(State::Playing);
+    drag_bar(&mut harness, 0.5, 0.5);
+    assert_eq!(seeks(&harness.state_mut().take_sent_commands()).len(), 1);
+    drag_bar(&mut harness, 0.8, 0.8);
+    assert!(
+        harness.state_mut().take_sent_commands().is_empty(),
+        "one request at a time"
+    );
+    // The reply to the first seek: the second one goes now.
+    feed(
+        &mut harness,
+        ClientEvent::Timeline(Timeline {
+            length_ms: Some(10_000),
+            anchor: Some(Anchor {
+                start_ms: 5_000,
+                rtptime: Some(900_000),
+            }),
+            ..Timeline::default()
+        }),
+    );
+    feed(&mut harness, state_event(State::Playing));
+    let millis = seeks(&harness.state_mut().take_sent_commands());
+    assert_eq!(millis.len(), 1);
+    assert!(near(millis[0], 8_000), "{millis:?}");
+}
+
+#[test]
+fn the_keyboard_and_screen_readers_seek_too() {
+    let mut harness = on_a_file(State::Playing);
+    feed(&mut harness, frame_at(90_000 * 2));
+    harness.get_by_label("Position").focus();
+    harness.run();
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run();
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::PlayFrom { millis: 7_000 }],
+        "5 s on"
+    );
+    feed(&mut harness, state_event(State::Playing));
+    harness.get_by_label("Position").set_value_accesskit(9.25);
+    harness.run();
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::PlayFrom { millis: 9_250 }]
+    );
+}
+
+#[test]
+fn a_401_in_a_session_gives_the_engine_credentials_and_no_new_setup() {
+    let mut harness = fixture(State::Ready);
+    click(&mut harness, "PLAY");
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::Play]
+    );
+    feed(
+        &mut harness,
+        ClientEvent::Error(ClientError::Auth {
+            had_credentials: false,
+        }),
+    );
+    assert_eq!(refused(&harness), Some(false));
+    set_text(&mut harness, "User name", "admin");
+    set_text(&mut harness, "Password", "s3cret");
+    click(&mut harness, "Connect");
+    assert!(
+        harness.state_mut().take_sent_commands().is_empty(),
+        "no SETUP: the session goes on"
+    );
+    let given = harness.state_mut().take_sent_credentials();
+    assert_eq!(given.len(), 1);
+    assert_eq!(
+        (given[0].user.as_str(), given[0].password.as_str()),
+        ("admin", "s3cret")
+    );
+    assert!(!format!("{given:?}").contains("s3cret"));
+    assert!(has_label(&harness, "waiting for the reply to PLAY"));
+    assert_eq!(refused(&harness), None, "the prompt closed");
+    feed(&mut harness, state_event(State::Playing));
+    assert_eq!(enabled_buttons(&harness), [false, false, true, true]);
+    assert_eq!(shown_anywhere(&harness, "s3cret"), Vec::<String>::new());
+}
+
+/// The request lines and Range headers of the PLAYs sent so far.
+fn plays_sent(app: &PlayerApp) -> Vec<String> {
+    app.view()
+        .wire
+        .iter()
+        .filter(|e| e.direction == Direction::Sent && e.text.starts_with("PLAY "))
+        .map(|e| e.text.clone())
+        .collect()
+}
+
+/// The Range the server answered the last PLAY with: where it really
+/// starts, its frame divided by its rate.
+fn last_play_range(app: &PlayerApp) -> String {
+    let wire = &app.view().wire;
+    wire.iter()
+        .rev()
+        .filter(|e| e.direction == Direction::Received)
+        .find_map(|e| {
+            e.text
+                .lines()
+                .find_map(|l| l.strip_prefix("Range: ").map(str::to_owned))
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn ui_seeks_in_a_file_from_the_embedded_server() {
+    // The bundled sample: 200 frames at 20 fps, 10 s, looping.
+    let app = PlayerApp::new(&egui::Context::default(), AppOptions::default());
+    let mut harness = live_harness(app);
+    set_text(&mut harness, "RTP port", "0");
+    click(&mut harness, "SETUP");
+    wait_until(&mut harness, "READY", |app| {
+        app.view().state == State::Ready
+    });
+    assert_eq!(position_value(&harness), "0:00.0 of 0:10.0");
+
+    // Paused: the bar remembers, PLAY starts there.
+    drag_bar(&mut harness, 0.6, 0.6);
+    let target = harness.state().view().pending_seek.expect("remembered");
+    assert!(near(target, 6_000), "{target}");
+    assert!(plays_sent(harness.state()).is_empty());
+    click(&mut harness, "PLAY");
+    wait_until(&mut harness, "frames after 6 s", |app| {
+        app.view().frame.is_some_and(|f| f.number >= 3)
+            && app.view().position_ms.is_some_and(|p| p > target)
+    });
+    let plays = plays_sent(harness.state());
+    assert_eq!(plays.len(), 1);
+    assert!(
+        plays[0].contains(&format!(
+            "Range: npt={}.{:03}-",
+            target / 1000,
+            target % 1000
+        )),
+        "{}",
+        plays[0]
+    );
+    // The server starts at the frame nearest the target (20 fps: 50 ms).
+    let range = last_play_range(harness.state());
+    assert!(
+        range.starts_with("npt=6.") && range.ends_with("-10.000"),
+        "{range}"
+    );
+    let position = harness.state().view().position_ms.unwrap();
+    assert!((6_000..8_000).contains(&position), "{position}");
+
+    // Playing: drag back to 30%; one PLAY on release.
+    drag_bar(&mut harness, 0.9, 0.3);
+    wait_until(&mut harness, "frames from 3 s", |app| {
+        app.view().in_flight.is_none()
+            && app
+                .view()
+                .position_ms
+                .is_some_and(|p| (3_000..5_000).contains(&p))
+    });
+    let plays = plays_sent(harness.state());
+    assert_eq!(plays.len(), 2, "{plays:?}");
+    assert!(plays[1].contains("Range: npt=3."), "{}", plays[1]);
+    let range = last_play_range(harness.state());
+    assert!(range.starts_with("npt=3."), "{range}");
+    // The bar follows the frames from there.
+    let before = harness.state().view().position_ms.unwrap();
+    wait_until(&mut harness, "the position to move on", |app| {
+        app.view().position_ms.is_some_and(|p| p >= before + 200)
+    });
+    assert!(harness.state().view().errors.is_empty());
+
+    click(&mut harness, "TEARDOWN");
+    wait_until(&mut harness, "INIT", |app| app.view().state == State::Init);
+    assert!(harness.query_by_label("Position").is_none());
+}
+
+/// A reply gst-rtsp-server gave (tests/fixtures/replies), byte for byte.
+fn gst_reply(what: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/replies/gst_rtsp_server_{what}.txt")),
+    )
+    .expect("fixture")
+}
+
+#[test]
+fn the_position_bar_is_hidden_for_a_live_stream_and_the_lab_dialect() {
+    // gst-rtsp-server's replies, replayed: its live source is `npt=0-`.
+    let (addr, _server) = common::fake_server(|r| {
+        Some(gst_reply(match r.method.as_str() {
+            "OPTIONS" => "OPTIONS",
+            "DESCRIBE" => "DESCRIBE",
+            "SETUP" => "SETUP_tcp",
+            "PLAY" => "PLAY",
+            _ => "TEARDOWN",
+        }))
+    });
+    let mut harness = live();
+    set_text(
+        &mut harness,
+        "URL",
+        &format!("rtsp://127.0.0.1:{}/test", addr.port()),
+    );
+    click(&mut harness, "TCP");
+    click(&mut harness, "SETUP");
+    wait_until(&mut harness, "READY", |app| {
+        app.view().state == State::Ready
+    });
+    click(&mut harness, "PLAY");
+    wait_until(&mut harness, "PLAYING", |app| {
+        app.view().state == State::Playing
+    });
+    assert_eq!(harness.state().view().timeline.length_ms, None);
+    assert!(harness.query_by_label("Position").is_none());
+
+    // The lab's dialect has no DESCRIBE: no length, no bar.
+    let server = sample_server();
+    let mut harness = live();
+    set_text(
+        &mut harness,
+        "URL",
+        &format!(
+            "rtsp://127.0.0.1:{}/sample.mjpeg",
+            server.local_addr().port()
+        ),
+    );
+    click(&mut harness, "Lab");
+    click(&mut harness, "SETUP");
+    wait_until(&mut harness, "READY", |app| {
+        app.view().state == State::Ready
+    });
+    assert!(harness.query_by_label("Position").is_none());
+    // The same file in standard RTSP has one.
+    click(&mut harness, "TEARDOWN");
+    wait_until(&mut harness, "INIT", |app| app.view().state == State::Init);
+    click(&mut harness, "Standard");
+    click(&mut harness, "SETUP");
+    wait_until(&mut harness, "READY", |app| {
+        app.view().state == State::Ready
+    });
+    assert!(harness.query_by_label("Position").is_some());
+}
+
+#[test]
+fn a_401_in_the_middle_of_a_session_asks_and_the_session_goes_on() {
+    let logs = capture_logs();
+    let (addr, server) = common::digest_from_play_server("pl4y-s3cret");
+    let mut harness = live();
+    set_text(
+        &mut harness,
+        "URL",
+        &format!("rtsp://127.0.0.1:{}/cam", addr.port()),
+    );
+    click(&mut harness, "TCP");
+    click(&mut harness, "SETUP");
+    wait_until(&mut harness, "READY", |app| {
+        app.view().state == State::Ready
+    });
+    assert_eq!(refused(&harness), None, "SETUP needed no credentials");
+    let session = harness.state().view().session.clone();
+
+    click(&mut harness, "PLAY");
+    wait_until(&mut harness, "the credentials prompt", |app| {
+        app.view().auth_needed.is_some()
+    });
+    assert_eq!(refused(&harness), Some(false));
+    assert!(
+        harness
+            .query_by_label_contains(
+                "The server wants a user name and password (401 Unauthorized)."
+            )
+            .is_some()
+    );
+    assert_eq!(
+        harness.state().view().state,
+        State::Ready,
+        "no TEARDOWN asked"
+    );
+    assert!(harness.state().view().errors.is_empty());
+
+    // A wrong password says so, and the prompt stays for another try.
+    set_text(&mut harness, "User name", common::DIGEST_USER);
+    set_text(&mut harness, "Password", "wr0ng-pl4y");
+    click(&mut harness, "Connect");
+    wait_until(&mut harness, "the refusal", |app| {
+        app.view().auth_needed.as_ref().is_some_and(|a| a.refused)
+    });
+    assert!(
+        harness
+            .query_by_label_contains("Wrong user name or password")
+            .is_some()
+    );
+
+    set_text(&mut harness, "Password", "pl4y-s3cret");
+    click(&mut harness, "Connect");
+    wait_until(&mut harness, "PLAYING", |app| {
+        app.view().state == State::Playing
+    });
+    assert_eq!(refused(&harness), None);
+    assert_eq!(harness.state().view().session, session, "the same session");
+    assert!(harness.state().view().errors.is_empty());
+    click(&mut harness, "PAUSE");
+    wait_until(&mut harness, "READY", |app| {
+        app.view().state == State::Ready
+    });
+    click(&mut harness, "TEARDOWN");
+    wait_until(&mut harness, "INIT", |app| app.view().state == State::Init);
+
+    let wire = wire_text(harness.state());
+    assert!(wire.contains("Authorization: Digest (hidden)"), "{wire}");
+    let app = harness.state();
+    let debug = format!("{:?} {:?}", app.view(), app.engine_config());
+    drop(harness);
+    // One connection took it all (the server takes one), and the PLAY
+    // that went again named the session SETUP made.
+    let requests = server.join().unwrap();
+    let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "OPTIONS", "DESCRIBE", "SETUP", "PLAY", "PLAY", "PLAY", "PAUSE", "TEARDOWN"
+        ]
+    );
+    assert!(
+        requests[5].headers.get("Authorization").is_some()
+            && requests[5].headers.session() == Some("777")
+    );
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    for secret in ["pl4y-s3cret", "wr0ng-pl4y"] {
+        assert!(!wire.contains(secret), "{secret} in the wire log");
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+        assert!(!logs.contains(secret), "{secret} logged");
+    }
+}
+
+#[test]
+fn seeking_back_after_a_file_ended_plays_again() {
+    // 200 frames at 200 fps: a file that ends after a second, no loop.
+    let server = common::server(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"), 200);
+    let mut harness = live();
+    set_text(
+        &mut harness,
+        "URL",
+        &format!(
+            "rtsp://127.0.0.1:{}/sample.mjpeg",
+            server.local_addr().port()
+        ),
+    );
+    click(&mut harness, "TCP");
+    click(&mut harness, "SETUP");
+    wait_until(&mut harness, "READY", |app| {
+        app.view().state == State::Ready
+    });
+    assert_eq!(position_value(&harness), "0:00.0 of 0:01.0");
+    click(&mut harness, "PLAY");
+    wait_until(&mut harness, "the end of the file", |app| {
+        app.view()
+            .notice
+            .as_deref()
+            .is_some_and(|n| n.contains("ended"))
+    });
+    assert_eq!(harness.state().view().state, State::Playing);
+    let frames = harness.state().view().frame.map_or(0, |f| f.number);
+
+    drag_bar(&mut harness, 0.5, 0.5);
+    wait_until(&mut harness, "frames from the middle again", |app| {
+        app.view().frame.is_some_and(|f| f.number > frames + 5)
+    });
+    let position = harness.state().view().position_ms.unwrap();
+    assert!((500..1_000).contains(&position), "{position}");
+    assert!(harness.state().view().errors.is_empty());
 }

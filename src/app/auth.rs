@@ -1,11 +1,15 @@
 //! The credentials prompt: shown when the server answers 401 Unauthorized,
-//! it asks for a user name and a password and SETUP is tried again with
-//! them. The password is typed into a masked field and kept nowhere else
-//! but the connection bar's credentials.
+//! it asks for a user name and a password. Before a session exists SETUP
+//! is tried again with them; in a session the engine sends the refused
+//! request again with them, on the same connection. The password is typed
+//! into a masked field and kept nowhere else but the connection bar's
+//! credentials and the engine's.
 
 use egui::{Frame, RichText, TextEdit};
 
+use super::controls::command_name;
 use super::view::{PlayerView, UiCommand};
+use crate::protocol::State;
 
 /// What is being typed into the prompt.
 #[derive(Clone, Default)]
@@ -53,7 +57,7 @@ impl CredentialsPrompt {
 
     /// Draws nothing unless the view says the server wants credentials.
     pub fn ui(&mut self, ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
-        let need = view.auth_needed?;
+        let need = view.auth_needed.as_ref()?;
         let mut command = None;
         let visuals = ui.visuals();
         let color = if need.refused {
@@ -67,13 +71,8 @@ impl CredentialsPrompt {
             .corner_radius(4.0)
             .show(ui, |ui| {
                 ui.set_width(ui.available_width());
-                let sentence = if need.refused {
-                    "The server refused this user name and password (401 Unauthorized). \
-                     Check them and connect again."
-                } else {
-                    "The server wants a user name and password (401 Unauthorized)."
-                };
-                ui.label(RichText::new(sentence).color(color));
+                // The engine's own sentence, as the command line prints it.
+                ui.label(RichText::new(sentence_case(&need.message)).color(color));
                 ui.horizontal_wrapped(|ui| {
                     let label = ui.label("User name");
                     let user = ui
@@ -98,9 +97,19 @@ impl CredentialsPrompt {
                     let ready = !self.user.trim().is_empty();
                     let entered = (user.lost_focus() || password.lost_focus())
                         && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    let what = match need.retry {
+                        Some(command) if view.state != State::Init => format!(
+                            "Send {} again with this user name and password, in the same session.",
+                            command_name(command)
+                        ),
+                        _ if view.state != State::Init => {
+                            "Use this user name and password for the rest of the session.".to_owned()
+                        }
+                        _ => "SETUP again with this user name and password.".to_owned(),
+                    };
                     let clicked = ui
                         .add_enabled(ready, egui::Button::new("Connect"))
-                        .on_hover_text("SETUP again with this user name and password.")
+                        .on_hover_text(what)
                         .on_disabled_hover_text("Type the user name first.")
                         .clicked();
                     if (clicked || entered) && ready {
@@ -116,5 +125,15 @@ impl CredentialsPrompt {
                 });
             });
         command
+    }
+}
+
+/// The engine's sentences start in lower case, to follow "Error: "; a
+/// sentence of its own starts with a capital.
+fn sentence_case(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

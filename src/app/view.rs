@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::net::client::{
-    ClientCommand, ClientError, ClientEvent, ClientStats, DecodedFrame, Direction,
+    ClientCommand, ClientError, ClientEvent, ClientStats, DecodedFrame, Direction, Timeline,
 };
 use crate::protocol::State;
 
@@ -34,19 +34,28 @@ pub enum UiCommand {
     Dismiss,
     /// Empty the wire log.
     ClearWireLog,
-    /// SETUP again with the user name and password typed into the
-    /// credentials prompt (the app reads them from the prompt, so the
-    /// password never travels in a command).
+    /// Seek to this point of the stream (the position bar): PLAY with
+    /// `Range: npt=S-` while PLAYING; in READY, at the next PLAY.
+    Seek { millis: u64 },
+    /// Use the user name and password typed into the credentials prompt:
+    /// in INIT, SETUP again with them; in a session, the engine sends the
+    /// refused request again with them (the app reads them from the
+    /// prompt, so the password never travels in a command).
     Authenticate,
     /// Close the credentials prompt without connecting.
     CancelAuth,
 }
 
 /// The server answered 401 Unauthorized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthNeeded {
     /// Credentials were sent and refused (as opposed to none being sent).
     pub refused: bool,
+    /// What the engine said ([`ClientError::Auth`]), shown in the prompt.
+    pub message: String,
+    /// The request the server refused, which goes again once credentials
+    /// are given (None: a keep-alive, or nothing the user asked for).
+    pub retry: Option<ClientCommand>,
 }
 
 /// The latest decoded frame, without its pixels.
@@ -104,6 +113,14 @@ pub struct PlayerView {
     pub picking: bool,
     /// The server wants credentials: the prompt asks for them.
     pub auth_needed: Option<AuthNeeded>,
+    /// The stream's length and where the last PLAY started.
+    pub timeline: Timeline,
+    /// Where the newest frame is in the stream, in milliseconds (from its
+    /// RTP timestamp and the timeline), or where the last PLAY started.
+    pub position_ms: Option<u64>,
+    /// A seek not sent yet: in READY it waits for PLAY; in PLAYING, for the
+    /// reply to the request in flight.
+    pub pending_seek: Option<u64>,
 }
 
 impl PlayerView {
@@ -119,6 +136,24 @@ impl PlayerView {
             ClientCommand::Teardown => matches!(self.state, State::Ready | State::Playing),
             ClientCommand::Shutdown => true,
         }
+    }
+
+    /// Whether the position bar is shown: a session on a stream with a
+    /// known length (not live, not the lab's dialect).
+    pub fn seek_bar_shown(&self) -> bool {
+        self.state != State::Init && self.timeline.seekable()
+    }
+
+    /// The position the bar shows: a seek on its way or waiting, else the
+    /// newest frame's.
+    pub fn shown_position_ms(&self) -> Option<u64> {
+        if let Some(millis) = self.pending_seek {
+            return Some(millis);
+        }
+        if let Some(ClientCommand::PlayFrom { millis }) = self.in_flight {
+            return Some(millis);
+        }
+        self.position_ms
     }
 
     /// Whether the button for `command` is enabled now.
@@ -164,6 +199,9 @@ impl PlayerView {
         self.stats = ClientStats::default();
         self.in_flight = None;
         self.auth_needed = None;
+        self.timeline = Timeline::default();
+        self.position_ms = None;
+        self.pending_seek = None;
     }
 
     /// Take one engine event into the view. Returns the frame to upload, if
@@ -179,6 +217,10 @@ impl PlayerView {
                 }
                 self.state = state;
                 self.session = session;
+                if state == State::Init {
+                    self.pending_seek = None;
+                    self.position_ms = None;
+                }
             }
             ClientEvent::Wire(message) => {
                 let entry = WireEntry::new(message.at, message.direction, &message.text);
@@ -192,6 +234,18 @@ impl PlayerView {
                 }
             }
             ClientEvent::Frame(frame) => {
+                if let Some(anchor) = &mut self.timeline.anchor
+                    && anchor.rtptime.is_none()
+                {
+                    // The server did not say (no RTP-Info): the first
+                    // frame after PLAY is where it started.
+                    anchor.rtptime = Some(frame.rtp_timestamp);
+                }
+                // A frame from before the last seek has no position:
+                // the bar stays where the seek put it.
+                if let Some(position) = self.timeline.position_ms(frame.rtp_timestamp) {
+                    self.position_ms = Some(position);
+                }
                 self.frame = Some(FrameInfo {
                     number: frame.number,
                     seq: frame.seq,
@@ -202,12 +256,22 @@ impl PlayerView {
                 return Some(frame);
             }
             ClientEvent::Stats(stats) => self.stats = stats,
-            // The prompt says it, and in the window's words rather than the
-            // engine's ("put them in the URL").
-            ClientEvent::Error(ClientError::Auth { had_credentials }) => {
-                self.in_flight = None;
+            ClientEvent::Timeline(timeline) => {
+                if timeline.anchor.is_some() && timeline.anchor != self.timeline.anchor {
+                    // PLAY answered: it starts there, until frames say more.
+                    self.position_ms = timeline.anchor.map(|a| a.start_ms);
+                }
+                if !timeline.seekable() {
+                    self.pending_seek = None;
+                }
+                self.timeline = timeline;
+            }
+            // Shown in the prompt that asks for them, not in the banner.
+            ClientEvent::Error(error @ ClientError::Auth { had_credentials }) => {
                 self.auth_needed = Some(AuthNeeded {
                     refused: had_credentials,
+                    message: error.to_string(),
+                    retry: self.in_flight.take(),
                 });
             }
             ClientEvent::Error(error) => {
@@ -318,17 +382,25 @@ mod tests {
             in_flight: Some(ClientCommand::Setup),
             ..PlayerView::default()
         };
-        let _ = view.apply(ClientEvent::Error(ClientError::Auth {
+        let ask = ClientError::Auth {
             had_credentials: false,
-        }));
-        assert_eq!(view.auth_needed, Some(AuthNeeded { refused: false }));
+        };
+        let _ = view.apply(ClientEvent::Error(ask.clone()));
+        assert_eq!(
+            view.auth_needed,
+            Some(AuthNeeded {
+                refused: false,
+                message: ask.to_string(),
+                retry: Some(ClientCommand::Setup),
+            })
+        );
         assert!(view.errors.is_empty(), "the prompt says it");
         assert!(view.can_send(ClientCommand::Setup));
         view.in_flight = Some(ClientCommand::Setup);
         let _ = view.apply(ClientEvent::Error(ClientError::Auth {
             had_credentials: true,
         }));
-        assert_eq!(view.auth_needed, Some(AuthNeeded { refused: true }));
+        assert_eq!(view.auth_needed.as_ref().map(|a| a.refused), Some(true));
         view.in_flight = Some(ClientCommand::Setup);
         let _ = view.apply(state(State::Ready));
         assert_eq!(view.auth_needed, None);
@@ -350,5 +422,71 @@ mod tests {
         }
         assert_eq!(view.last_cseq, Some(7));
         assert_eq!(view.wire[1].text, "RTSP/1.0 200 OK\ncseq:7");
+    }
+
+    fn timeline(start_ms: u64, rtptime: Option<u32>) -> ClientEvent {
+        ClientEvent::Timeline(Timeline {
+            length_ms: Some(10_000),
+            anchor: Some(crate::net::client::Anchor { start_ms, rtptime }),
+            ..Timeline::default()
+        })
+    }
+
+    fn frame_at(rtp_timestamp: u32) -> ClientEvent {
+        ClientEvent::Frame(DecodedFrame {
+            width: 1,
+            height: 1,
+            rgba: std::sync::Arc::new(vec![0; 4]),
+            seq: 1,
+            rtp_timestamp,
+            number: 1,
+        })
+    }
+
+    #[test]
+    fn position_follows_frames_and_stays_put_for_frames_from_before_a_seek() {
+        let mut view = PlayerView::default();
+        let _ = view.apply(state(State::Playing));
+        let _ = view.apply(timeline(0, Some(1_000)));
+        assert!(view.seek_bar_shown());
+        assert_eq!(view.position_ms, Some(0));
+        let _ = view.apply(frame_at(1_000 + 180_000));
+        assert_eq!(view.position_ms, Some(2_000));
+        // Seek to 8 s: the bar shows the target until the reply...
+        view.in_flight = Some(ClientCommand::PlayFrom { millis: 8_000 });
+        assert_eq!(view.shown_position_ms(), Some(8_000));
+        let _ = view.apply(timeline(8_000, Some(1_000 + 270_000)));
+        let _ = view.apply(state(State::Playing));
+        assert_eq!(view.shown_position_ms(), Some(8_000));
+        // ...a frame sent before the seek does not move it back...
+        let _ = view.apply(frame_at(1_000 + 189_000));
+        assert_eq!(view.shown_position_ms(), Some(8_000));
+        // ...and frames from the new place move it on.
+        let _ = view.apply(frame_at(1_000 + 270_000 + 45_000));
+        assert_eq!(view.shown_position_ms(), Some(8_500));
+    }
+
+    #[test]
+    fn without_rtp_info_the_first_frame_after_play_is_the_start() {
+        let mut view = PlayerView::default();
+        let _ = view.apply(state(State::Playing));
+        let _ = view.apply(timeline(3_000, None));
+        let _ = view.apply(frame_at(777));
+        assert_eq!(view.position_ms, Some(3_000));
+        let _ = view.apply(frame_at(777 + 9_000));
+        assert_eq!(view.position_ms, Some(3_100));
+    }
+
+    #[test]
+    fn no_position_bar_for_live_streams_or_without_a_session() {
+        let mut view = PlayerView::default();
+        let _ = view.apply(timeline(0, Some(0)));
+        assert!(!view.seek_bar_shown(), "INIT");
+        let _ = view.apply(state(State::Ready));
+        assert!(view.seek_bar_shown());
+        view.pending_seek = Some(4_000);
+        let _ = view.apply(ClientEvent::Timeline(Timeline::default()));
+        assert!(!view.seek_bar_shown(), "no length");
+        assert_eq!(view.pending_seek, None);
     }
 }

@@ -23,8 +23,10 @@ use crate::protocol::rtp_jpeg;
 use crate::protocol::server::LAB_QUIET;
 
 pub use crate::protocol::client::{
-    ClientCommand, ClientConfig, ClientError, DialectChoice, Direction, TransportChoice,
+    ClientCommand, ClientConfig, ClientError, Credentials, DialectChoice, Direction,
+    TransportChoice,
 };
+pub use crate::protocol::timeline::{Anchor, Timeline};
 
 /// One RTSP message exactly as it crossed the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +112,10 @@ pub enum ClientEvent {
     /// Something the user should know that is not an error (e.g. RTP
     /// moved from UDP to TCP by itself).
     Notice(String),
+    /// The stream's length (after DESCRIBE; None for live streams and the
+    /// lab's dialect) or where the last PLAY started (after its reply):
+    /// with a frame's RTP timestamp, its position.
+    Timeline(Timeline),
     /// The engine stopped (after Shutdown, or when the owner went away).
     Stopped,
 }
@@ -126,7 +132,7 @@ const MAX_QUEUED_EVENTS: usize = 64;
 /// The owner's side of a running engine. Dropping it shuts the engine down
 /// (sending TEARDOWN when a session exists).
 pub struct ClientHandle {
-    commands: Sender<ClientCommand>,
+    commands: Sender<Order>,
     events: Receiver<ClientEvent>,
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
@@ -162,7 +168,14 @@ impl ClientHandle {
 
     /// Queue a command; never blocks.
     pub fn send(&self, command: ClientCommand) {
-        let _ = self.commands.send(command);
+        let _ = self.commands.send(Order::Command(command));
+    }
+
+    /// Give the engine a user name and password after it reported a 401;
+    /// the refused request goes again with them in the same session (see
+    /// [`ClientConnection::credentials`]). Never blocks.
+    pub fn credentials(&self, credentials: Credentials) {
+        let _ = self.commands.send(Order::Credentials(credentials));
     }
 
     /// The event stream.
@@ -179,7 +192,7 @@ impl ClientHandle {
         let Some(thread) = self.thread.take() else {
             return;
         };
-        let _ = self.commands.send(ClientCommand::Shutdown);
+        let _ = self.commands.send(Order::Command(ClientCommand::Shutdown));
         if self.done.recv_timeout(timeout).is_ok() {
             let _ = thread.join();
         }
@@ -190,6 +203,13 @@ impl Drop for ClientHandle {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(2));
     }
+}
+
+/// What the owner sends the engine thread. (`Debug` hides the password.)
+#[derive(Debug)]
+enum Order {
+    Command(ClientCommand),
+    Credentials(Credentials),
 }
 
 /// The event sender plus the owner's wake-up call.
@@ -306,7 +326,7 @@ impl Engine {
         }
     }
 
-    fn run(mut self, commands: Receiver<ClientCommand>) {
+    fn run(mut self, commands: Receiver<Order>) {
         self.conn.start(&mut self.io);
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
@@ -316,9 +336,12 @@ impl Engine {
                 .map_or(next_stats, |t| t.min(next_stats));
             let net_rx = self.io.net_rx.clone();
             select! {
-                recv(commands) -> cmd => match cmd {
-                    Ok(ClientCommand::Shutdown) | Err(_) => break,
-                    Ok(c) => self.conn.command(Instant::now(), c, &mut self.io),
+                recv(commands) -> order => match order {
+                    Ok(Order::Command(ClientCommand::Shutdown)) | Err(_) => break,
+                    Ok(Order::Command(c)) => self.conn.command(Instant::now(), c, &mut self.io),
+                    Ok(Order::Credentials(c)) => {
+                        self.conn.credentials(Instant::now(), c, &mut self.io)
+                    }
                 },
                 recv(net_rx) -> input => match input {
                     Ok(NetInput::Bytes(b)) => self.conn.handle_bytes(Instant::now(), &b, &mut self.io),
@@ -583,6 +606,7 @@ impl ClientHost for Io {
                 self.events.send(ClientEvent::Notice(n));
             }
             Event::StreamEnded => self.events.send(ClientEvent::StreamEnded),
+            Event::Timeline(t) => self.events.send(ClientEvent::Timeline(t)),
         }
     }
 

@@ -167,7 +167,7 @@ pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -
                 break;
             }
             ClientEvent::Notice(n) => report.notices.push(n),
-            ClientEvent::Wire(_) => {}
+            ClientEvent::Wire(_) | ClientEvent::Timeline(_) => {}
             ClientEvent::Stopped => break,
         }
     }

@@ -17,6 +17,7 @@ use crate::protocol::rtsp::{Decoder, Dialect, Message, Method, Request, Response
 use crate::protocol::sdp;
 use crate::protocol::server::LAB_QUIET;
 use crate::protocol::session::{ClientReply, ClientSession};
+use crate::protocol::timeline::{self, Anchor, Timeline};
 use crate::protocol::transport::Transport;
 use crate::protocol::url::{RtspUrl, UrlError};
 
@@ -110,6 +111,23 @@ impl ClientConfig {
     }
 }
 
+/// A user name and password the owner gives after the server asked for
+/// them (the window's prompt). `Debug` never prints the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
 /// What the owner asks the client to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientCommand {
@@ -162,12 +180,26 @@ pub enum ClientError {
         "no video arrived within {seconds} s of PLAY. A firewall may be blocking UDP port {port}, or the server sends RTP elsewhere."
     )]
     NoMedia { seconds: u64, port: u16 },
-    #[error("{}", if *had_credentials { "wrong user name or password (401 Unauthorized)" } else { "the server needs a user name and password (401): put them in the URL, rtsp://user:password@host/..." })]
+    /// One sentence for every front end: the window shows it in its
+    /// credentials prompt, the command line prints it.
+    #[error("{}", auth_message(*had_credentials))]
     Auth { had_credentials: bool },
     #[error("the stream is {codec}, not Motion-JPEG: Streamlab plays only MJPEG (RTP/JPEG)")]
     NotJpeg { codec: String },
     #[error("{0}")]
     Other(String),
+}
+
+/// What a 401 means and what to do, in words that hold in the window (it
+/// asks) and on the command line (the URL carries them).
+fn auth_message(had_credentials: bool) -> &'static str {
+    if had_credentials {
+        "wrong user name or password: the server refused them (401 Unauthorized). \
+         Check them and try again."
+    } else {
+        "the server wants a user name and password (401 Unauthorized). \
+         Type them where the window asks, or give them in the URL: rtsp://user:password@host/..."
+    }
 }
 
 /// What a person can do about a refused request.
@@ -248,6 +280,9 @@ pub enum Event {
     /// Frames had been arriving and have stopped for a while (the lab's
     /// server just stops at the end of the file).
     StreamEnded,
+    /// What is known about the stream's time line changed: its length
+    /// (after DESCRIBE) or where the last PLAY started (after its reply).
+    Timeline(Timeline),
 }
 
 /// The sockets and the owner, as the client connection sees them.
@@ -329,6 +364,12 @@ pub struct ClientConnection {
     nonce_count: u32,
     /// A 401 already answered once: a second one means wrong credentials.
     auth_retried: bool,
+    /// The last challenge we had no (new) credentials for, kept for
+    /// [`ClientConnection::credentials`].
+    unanswered: Option<Challenge>,
+    /// A request of the session refused with 401 that was not answered:
+    /// it goes again when the owner gives credentials.
+    refused: Option<Sent>,
     last_request: Option<Sent>,
     last_sent: Option<Instant>,
     /// When the request in flight went out.
@@ -340,6 +381,7 @@ pub struct ClientConnection {
     ended_told: bool,
     /// RTP moved to TCP by itself during this session.
     switched: bool,
+    timeline: Timeline,
 }
 
 impl ClientConnection {
@@ -360,6 +402,8 @@ impl ClientConnection {
             auth: None,
             nonce_count: 0,
             auth_retried: false,
+            unanswered: None,
+            refused: None,
             last_request: None,
             last_sent: None,
             sent_at: None,
@@ -369,6 +413,7 @@ impl ClientConnection {
             no_media_told: false,
             ended_told: false,
             switched: false,
+            timeline: Timeline::default(),
         }
     }
 
@@ -403,6 +448,44 @@ impl ClientConnection {
     /// Whether a session (or the start of one) exists.
     pub fn has_session(&self) -> bool {
         self.session.is_some()
+    }
+
+    /// The stream's length and where the last PLAY started.
+    pub fn timeline(&self) -> Timeline {
+        self.timeline
+    }
+
+    /// New credentials from the owner, after a 401 it was told about:
+    /// kept for every later request, and the request of the session the
+    /// server refused goes again with them, on the same connection and in
+    /// the same session. A second refusal is [`ClientError::Auth`] with
+    /// `had_credentials`, and new credentials may follow it again.
+    pub fn credentials(
+        &mut self,
+        now: Instant,
+        credentials: Credentials,
+        host: &mut impl ClientHost,
+    ) {
+        self.config.user = Some(credentials.user);
+        self.config.password = Some(credentials.password);
+        if let Some(challenge) = self.unanswered.take() {
+            self.auth = Some(challenge);
+            self.nonce_count = 0;
+        }
+        let Some(sent) = self.refused.take() else {
+            return;
+        };
+        if let Some(s) = self.session.as_mut()
+            && matches!(s.pending(), Some(Method::GetParameter | Method::Options))
+        {
+            // A keep-alive in flight must not hold up the retry.
+            s.abandon_pending();
+        }
+        if self.session.is_none() || self.pending().is_some() {
+            return;
+        }
+        self.auth_retried = true;
+        self.send_request(now, sent.method, sent.url, sent.range, host);
     }
 
     /// Connect at once, as the lab's client does when it starts.
@@ -463,6 +546,9 @@ impl ClientConnection {
             // A keep-alive in flight must not hold up what the user asked.
             s.abandon_pending();
         }
+        // What the user asks now replaces a request refused for want of
+        // credentials.
+        self.refused = None;
         let range = match cmd {
             ClientCommand::PlayFrom { millis } => {
                 if !self.standard() {
@@ -500,6 +586,7 @@ impl ClientConnection {
         self.session = None;
         self.step = None;
         self.sent_at = None;
+        self.refused = None;
         if was != State::Init || had_session {
             host.event(Event::State {
                 state: State::Init,
@@ -617,9 +704,12 @@ impl ClientConnection {
         };
         self.dialect = Some(dialect);
         self.auth_retried = false;
+        self.refused = None;
         self.switched = false;
         self.info = StreamInfo::default();
         host.stream_info(self.info);
+        // The lab's dialect never learns a length: no DESCRIBE.
+        self.set_timeline(Timeline::default(), host);
         match dialect {
             Dialect::Lab => {
                 self.step = None;
@@ -782,6 +872,11 @@ impl ClientConnection {
             ClientReply::Done { method, to, .. } => {
                 self.sent_at = None;
                 self.auth_retried = false;
+                if !matches!(method, Method::GetParameter | Method::Options) {
+                    // A keep-alive that passes says nothing of a PLAY that
+                    // did not.
+                    self.refused = None;
+                }
                 match method {
                     Method::Options => {
                         self.get_parameter = resp
@@ -809,6 +904,9 @@ impl ClientConnection {
                         }
                     }
                     Method::Play | Method::Pause => {
+                        if method == Method::Play {
+                            self.anchor_play(resp, host);
+                        }
                         self.step = None;
                         self.state_event(host);
                     }
@@ -820,6 +918,7 @@ impl ClientConnection {
                         self.state_event(host);
                         self.session = None;
                         self.step = None;
+                        self.refused = None;
                         self.close_media(host);
                         debug_assert_eq!(to, State::Init);
                     }
@@ -860,6 +959,14 @@ impl ClientConnection {
                         self.close_media(host);
                     }
                 }
+                if status == 401 && self.session.is_some() {
+                    let keep_alive = matches!(method, Method::GetParameter | Method::Options);
+                    // A refused keep-alive does not replace a refused PLAY
+                    // that waits for the user's credentials.
+                    if !(keep_alive && self.refused.is_some()) {
+                        self.refused = self.last_request.clone();
+                    }
+                }
             }
             ClientReply::Unexpected => {}
         }
@@ -873,6 +980,10 @@ impl ClientConnection {
         host: &mut impl ClientHost,
     ) -> bool {
         if self.config.user.is_none() || self.auth_retried {
+            // Kept for the credentials the owner may give later.
+            if let Ok(c) = auth::choose(&resp.headers.get_all("WWW-Authenticate")) {
+                self.unanswered = Some(c);
+            }
             return false;
         }
         let challenge = match auth::choose(&resp.headers.get_all("WWW-Authenticate")) {
@@ -928,6 +1039,20 @@ impl ClientConnection {
         self.info.payload_type = pt;
         self.info.dimensions = media.dimensions;
         host.stream_info(self.info);
+        let clock_rate = media
+            .encodings
+            .iter()
+            .find(|(p, _, clock)| *p == pt && *clock > 0)
+            .map_or(timeline::DEFAULT_CLOCK_RATE, |(_, _, clock)| *clock);
+        self.set_timeline(
+            Timeline {
+                length_ms: description.range.as_deref().and_then(timeline::length_ms),
+                clock_rate,
+                frame_ms: media.framerate.and_then(timeline::frame_ms),
+                anchor: None,
+            },
+            host,
+        );
         let base = resp
             .headers
             .get("Content-Base")
@@ -945,6 +1070,44 @@ impl ClientConnection {
         self.track_url = Some(track.clone());
         self.step = Some(Step::Setup);
         self.send_request(now, Method::Setup, track, None, host);
+    }
+
+    /// PLAY answered: where it started (the reply's Range, else the one
+    /// asked for) and the RTP timestamp of its first frame (RTP-Info).
+    fn anchor_play(&mut self, resp: &Response, host: &mut impl ClientHost) {
+        if !self.standard() {
+            return;
+        }
+        let start_of = |range: Option<&str>| {
+            range
+                .and_then(timeline::npt_range)
+                .and_then(|(start, _)| start)
+        };
+        let asked = self.last_request.as_ref().and_then(|s| s.range.as_deref());
+        let start = start_of(resp.headers.get("Range")).or_else(|| start_of(asked));
+        let rtptime = resp
+            .headers
+            .get("RTP-Info")
+            .and_then(|v| timeline::rtp_info_rtptime(v, self.track_url.as_deref()));
+        let anchor = match start {
+            Some(s) => Some(Anchor {
+                start_ms: timeline::millis(s),
+                rtptime,
+            }),
+            // Resumed, and the server did not say where: the old mapping
+            // holds as long as its timestamps ran on.
+            None => self.timeline.anchor,
+        };
+        let timeline = Timeline {
+            anchor,
+            ..self.timeline
+        };
+        self.set_timeline(timeline, host);
+    }
+
+    fn set_timeline(&mut self, timeline: Timeline, host: &mut impl ClientHost) {
+        self.timeline = timeline;
+        host.event(Event::Timeline(timeline));
     }
 
     /// Read where RTCP goes from SETUP's reply.
@@ -1200,6 +1363,15 @@ mod tests {
 
     /// OPTIONS, DESCRIBE, SETUP, PLAY, all answered.
     fn playing(config: ClientConfig) -> (ClientConnection, Recorder, Instant) {
+        let (mut c, mut h, t) = ready(config, SDP);
+        c.command(t, ClientCommand::Play, &mut h);
+        ok(&mut c, &mut h, t, "Session: 12345678\r\n", "");
+        assert_eq!(c.state(), State::Playing);
+        (c, h, t)
+    }
+
+    /// OPTIONS, DESCRIBE (answered with `sdp`), SETUP, all answered.
+    fn ready(config: ClientConfig, sdp: &str) -> (ClientConnection, Recorder, Instant) {
         let t = Instant::now();
         let mut c = ClientConnection::new(config);
         let mut h = Recorder::default();
@@ -1219,7 +1391,7 @@ mod tests {
             &mut h,
             t,
             "Content-Base: rtsp://127.0.0.1:8554/movie.Mjpeg/\r\n",
-            SDP,
+            sdp,
         );
         assert_eq!(h.last_method(), "SETUP");
         assert!(
@@ -1234,9 +1406,6 @@ mod tests {
             "",
         );
         assert_eq!(c.state(), State::Ready);
-        c.command(t, ClientCommand::Play, &mut h);
-        ok(&mut c, &mut h, t, "Session: 12345678\r\n", "");
-        assert_eq!(c.state(), State::Playing);
         (c, h, t)
     }
 
@@ -1451,5 +1620,271 @@ mod tests {
         );
         assert_eq!(h.closed_media, 1);
         assert!(!c.has_session());
+    }
+
+    /// A Digest challenge answering the request in flight.
+    fn challenge(c: &mut ClientConnection, h: &mut Recorder, now: Instant, nonce: &str) {
+        let reply = format!(
+            "RTSP/1.0 401 Unauthorized\r\nCSeq: {}\r\nSession: 12345678\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"{nonce}\"\r\n\r\n",
+            h.cseq()
+        );
+        c.handle_bytes(now, reply.as_bytes(), h);
+    }
+
+    fn credentials(password: &str) -> Credentials {
+        Credentials {
+            user: "alice".into(),
+            password: password.into(),
+        }
+    }
+
+    /// Nothing that reaches the owner holds the password or the digest.
+    fn assert_hidden(h: &Recorder, secrets: &[&str]) {
+        for e in &h.events {
+            let text = match e {
+                Event::Wire { bytes, .. } => String::from_utf8_lossy(bytes).into_owned(),
+                other => format!("{other:?}"),
+            };
+            for secret in secrets.iter().chain(&["response="]) {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+    }
+
+    /// Some cameras let anyone SETUP and ask for credentials at PLAY (or
+    /// when a nonce expires). The engine says so, waits, and sends the
+    /// refused PLAY again with the credentials it is given: same
+    /// connection, same session, the next CSeq.
+    #[test]
+    fn a_401_in_the_session_waits_for_credentials_and_sends_the_request_again() {
+        let (mut c, mut h, t) = ready(config(), SDP);
+        c.command(t, ClientCommand::PlayFrom { millis: 2_000 }, &mut h);
+        let refused_cseq = h.cseq();
+        challenge(&mut c, &mut h, t, "n1");
+        assert_eq!(
+            h.errors(),
+            vec![&ClientError::Auth {
+                had_credentials: false
+            }]
+        );
+        assert_eq!(c.state(), State::Ready, "the session stays");
+        assert_eq!(c.session_id(), Some("12345678"));
+        let sent = h.sent.len();
+        c.handle_timeout(t + Duration::from_secs(1), &mut h);
+        assert_eq!(h.sent.len(), sent, "nothing goes until credentials come");
+
+        c.credentials(t, credentials("s3cret"), &mut h);
+        assert_eq!(h.sent.len(), sent + 1);
+        let again = h.last_sent().to_string();
+        assert!(again.starts_with("PLAY rtsp://127.0.0.1:8554/movie.Mjpeg/ RTSP/1.0\r\n"));
+        assert!(again.contains("Session: 12345678\r\n"), "{again}");
+        assert!(again.contains("Range: npt=2.000-\r\n"), "{again}");
+        assert!(
+            again.contains("Authorization: Digest username=\"alice\", realm=\"r\", nonce=\"n1\""),
+            "{again}"
+        );
+        assert_eq!(h.cseq(), refused_cseq + 1);
+        assert_eq!((h.connects, h.disconnects), (1, 0), "the same connection");
+        ok(&mut c, &mut h, t, "Session: 12345678\r\n", "");
+        assert_eq!(c.state(), State::Playing);
+        assert_eq!(c.session_id(), Some("12345678"));
+        // Later requests carry the credentials without being asked.
+        c.command(t, ClientCommand::Pause, &mut h);
+        assert!(
+            h.last_sent()
+                .contains("Authorization: Digest username=\"alice\"")
+        );
+        assert_hidden(&h, &["s3cret"]);
+        assert!(!format!("{:?}", credentials("s3cret")).contains("s3cret"));
+    }
+
+    #[test]
+    fn wrong_credentials_in_the_session_say_so_and_others_may_follow() {
+        let (mut c, mut h, t) = ready(config(), SDP);
+        c.command(t, ClientCommand::Play, &mut h);
+        challenge(&mut c, &mut h, t, "n1");
+        c.credentials(t, credentials("n0t-it"), &mut h);
+        assert_eq!(h.last_method(), "PLAY");
+        challenge(&mut c, &mut h, t, "n2");
+        assert_eq!(
+            h.errors().last(),
+            Some(&&ClientError::Auth {
+                had_credentials: true
+            })
+        );
+        let message = h.errors().last().unwrap().to_string();
+        assert!(
+            message.starts_with("wrong user name or password"),
+            "{message}"
+        );
+        assert_eq!(h.last_method(), "PLAY", "not sent a third time by itself");
+        let sent = h.sent.len();
+        c.credentials(t, credentials("s3cret"), &mut h);
+        assert_eq!(h.sent.len(), sent + 1);
+        assert!(
+            h.last_sent().contains("nonce=\"n2\""),
+            "the newest challenge"
+        );
+        ok(&mut c, &mut h, t, "Session: 12345678\r\n", "");
+        assert_eq!(c.state(), State::Playing);
+        assert_hidden(&h, &["s3cret", "n0t-it"]);
+    }
+
+    #[test]
+    fn credentials_with_nothing_refused_are_kept_for_the_next_challenge() {
+        let (mut c, mut h, t) = ready(config(), SDP);
+        let sent = h.sent.len();
+        c.credentials(t, credentials("s3cret"), &mut h);
+        assert_eq!(h.sent.len(), sent, "nothing to send again");
+        c.command(t, ClientCommand::Play, &mut h);
+        challenge(&mut c, &mut h, t, "n1");
+        assert!(h.errors().is_empty(), "answered with them at once");
+        assert!(
+            h.last_sent()
+                .contains("Authorization: Digest username=\"alice\"")
+        );
+    }
+
+    #[test]
+    fn a_refused_keep_alive_does_not_replace_a_refused_play() {
+        let (mut c, mut h, t) = ready(config(), SDP);
+        c.command(t, ClientCommand::Play, &mut h);
+        challenge(&mut c, &mut h, t, "n1");
+        // The user takes a while to type: the keep-alive is refused too.
+        let later = t + Duration::from_secs(30);
+        c.handle_timeout(later, &mut h);
+        assert_eq!(h.last_method(), "GET_PARAMETER");
+        challenge(&mut c, &mut h, later, "n2");
+        c.credentials(later, credentials("s3cret"), &mut h);
+        assert_eq!(h.last_method(), "PLAY");
+    }
+
+    #[test]
+    fn a_new_command_replaces_the_refused_request() {
+        let (mut c, mut h, t) = ready(config(), SDP);
+        c.command(t, ClientCommand::Play, &mut h);
+        challenge(&mut c, &mut h, t, "n1");
+        c.command(t, ClientCommand::Teardown, &mut h);
+        ok(&mut c, &mut h, t, "", "");
+        assert_eq!(c.state(), State::Init);
+        let sent = h.sent.len();
+        c.credentials(t, credentials("s3cret"), &mut h);
+        assert_eq!(h.sent.len(), sent, "the PLAY is not sent after TEARDOWN");
+    }
+
+    #[test]
+    fn auth_message_fits_the_window_and_the_command_line() {
+        let ask = ClientError::Auth {
+            had_credentials: false,
+        }
+        .to_string();
+        assert!(ask.contains("rtsp://user:password@host/"), "{ask}");
+        assert!(ask.contains("where the window asks"), "{ask}");
+        assert!(!ask.contains("put them in the URL"), "{ask}");
+    }
+
+    fn timelines(h: &Recorder) -> Vec<Timeline> {
+        h.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Timeline(t) => Some(*t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Our server's description of a 10 s file.
+    const SDP_10S: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\na=range:npt=0-10.000\r\na=control:*\r\nm=video 0 RTP/AVP 26\r\na=rtpmap:26 JPEG/90000\r\na=framerate:20\r\na=control:track1\r\n";
+
+    #[test]
+    fn describe_gives_the_length_and_play_replies_the_anchor() {
+        let (mut c, mut h, t) = ready(config(), SDP_10S);
+        assert_eq!(c.timeline().length_ms, Some(10_000));
+        assert_eq!(c.timeline().frame_ms, Some(50));
+        assert_eq!(c.timeline().last_seek_ms(), 9_950, "the last frame");
+        assert!(c.timeline().seekable());
+        assert_eq!(c.timeline().anchor, None);
+        c.command(t, ClientCommand::Play, &mut h);
+        ok(
+            &mut c,
+            &mut h,
+            t,
+            "Session: 12345678\r\nRange: npt=0.000-10.000\r\nRTP-Info: url=rtsp://127.0.0.1:8554/movie.Mjpeg/track1;seq=100;rtptime=9000\r\n",
+            "",
+        );
+        let anchor = Anchor {
+            start_ms: 0,
+            rtptime: Some(9000),
+        };
+        assert_eq!(c.timeline().anchor, Some(anchor));
+        assert_eq!(c.timeline().position_ms(9000 + 45_000), Some(500));
+
+        // A seek: the reply says where the server really starts.
+        c.command(t, ClientCommand::PlayFrom { millis: 7_520 }, &mut h);
+        ok(
+            &mut c,
+            &mut h,
+            t,
+            "Session: 12345678\r\nRange: npt=7.500-10.000\r\nRTP-Info: url=rtsp://127.0.0.1:8554/movie.Mjpeg/track1;seq=180;rtptime=729000\r\n",
+            "",
+        );
+        let seeked = c.timeline();
+        assert_eq!(
+            seeked.anchor,
+            Some(Anchor {
+                start_ms: 7_500,
+                rtptime: Some(729_000)
+            })
+        );
+        assert_eq!(seeked.position_ms(729_000 + 9_000), Some(7_600));
+        // What the owner heard: reset at SETUP, length, then each PLAY.
+        let told = timelines(&h);
+        assert_eq!(told.len(), 4, "{told:?}");
+        assert_eq!(told[0], Timeline::default());
+        assert_eq!(told[3], seeked);
+    }
+
+    #[test]
+    fn a_play_reply_without_range_keeps_the_asked_start() {
+        let (mut c, mut h, t) = ready(config(), SDP_10S);
+        c.command(t, ClientCommand::PlayFrom { millis: 3_000 }, &mut h);
+        ok(&mut c, &mut h, t, "Session: 12345678\r\n", "");
+        assert_eq!(
+            c.timeline().anchor,
+            Some(Anchor {
+                start_ms: 3_000,
+                rtptime: None
+            })
+        );
+        // A resume the server says nothing about keeps the mapping.
+        c.command(t, ClientCommand::Pause, &mut h);
+        ok(&mut c, &mut h, t, "", "");
+        c.command(t, ClientCommand::Play, &mut h);
+        ok(&mut c, &mut h, t, "", "");
+        assert_eq!(c.timeline().anchor.map(|a| a.start_ms), Some(3_000));
+    }
+
+    #[test]
+    fn live_and_lab_streams_have_no_length() {
+        // gst-rtsp-server and cameras describe live sources as `npt=0-`.
+        let live = SDP_10S.replace("npt=0-10.000", "npt=0-");
+        let (c, _h, _) = ready(config(), &live);
+        assert_eq!(c.timeline().length_ms, None);
+        assert!(!c.timeline().seekable());
+        let (c, _h, _) = ready(config(), SDP);
+        assert!(!c.timeline().seekable(), "no a=range at all");
+
+        let t = Instant::now();
+        let mut c = ClientConnection::new(ClientConfig {
+            dialect: DialectChoice::Lab,
+            ..config()
+        });
+        let mut h = Recorder::default();
+        c.start(&mut h);
+        c.command(t, ClientCommand::Setup, &mut h);
+        c.handle_bytes(t, b"RTSP/1.0 200 OK\nCSeq: 1\nSession: 123456", &mut h);
+        c.handle_timeout(t + Duration::from_millis(200), &mut h);
+        assert_eq!(c.state(), State::Ready);
+        assert_eq!(timelines(&h), vec![Timeline::default()]);
     }
 }

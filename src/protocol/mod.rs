@@ -15,6 +15,7 @@ pub mod rtsp;
 pub mod sdp;
 pub mod server;
 pub mod session;
+pub mod timeline;
 pub mod transport;
 pub mod url;
 

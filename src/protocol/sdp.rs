@@ -158,6 +158,8 @@ pub fn parse(body: &[u8]) -> Result<Description, SdpError> {
                 match (name, d.media.last_mut()) {
                     ("control", None) => d.session_control = Some(arg.to_string()),
                     ("range", None) => d.range = Some(arg.to_string()),
+                    // Some servers put the range on the media instead.
+                    ("range", Some(_)) if d.range.is_none() => d.range = Some(arg.to_string()),
                     ("control", Some(m)) => m.control = Some(arg.to_string()),
                     ("rtpmap", Some(m)) => {
                         let mut w = arg.split_whitespace();

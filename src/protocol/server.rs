@@ -706,9 +706,12 @@ impl ServerConnection {
                 format!("url={url};seq={};rtptime={}", info.seq, info.rtptime),
             );
         }
-        // Media starts after the reply to PLAY.
+        // Media starts after the reply to PLAY. A seek while PLAYING
+        // starts it too: the file may have ended (or a client that refused
+        // packets been paused) while the session stayed PLAYING, and a
+        // sender already running takes no notice.
         self.out.push_back(ServerOutput::Send(r.to_bytes()));
-        if self.state == State::Ready {
+        if self.state == State::Ready || start.is_some() {
             self.out.push_back(ServerOutput::Play);
         }
         self.set_state(next);
@@ -927,16 +930,36 @@ pub(crate) mod tests {
             ),
         );
         assert!(sent(&out)[0].starts_with("RTSP/1.0 457 "));
+        // A seek back in PLAYING (the file may have ended meanwhile) starts
+        // the sender again; a bare PLAY in PLAYING does not need to.
         let out = std_req(
             &mut c,
             &mut h,
             t,
             &format!(
-                "GET_PARAMETER rtsp://h/movie.Mjpeg/ RTSP/1.0\r\nCSeq: 6\r\nSession: {id}\r\n\r\n"
+                "PLAY rtsp://h/movie.Mjpeg/ RTSP/1.0\r\nCSeq: 6\r\nSession: {id}\r\nRange: npt=2-\r\n\r\n"
+            ),
+        );
+        assert!(sent(&out)[0].starts_with("RTSP/1.0 200 OK"));
+        assert!(out.contains(&ServerOutput::Play));
+        assert_eq!(h.played_from, vec![Some(10.5), Some(2.0)]);
+        let out = std_req(
+            &mut c,
+            &mut h,
+            t,
+            &format!("PLAY rtsp://h/movie.Mjpeg/ RTSP/1.0\r\nCSeq: 7\r\nSession: {id}\r\n\r\n"),
+        );
+        assert!(!out.contains(&ServerOutput::Play));
+        let out = std_req(
+            &mut c,
+            &mut h,
+            t,
+            &format!(
+                "GET_PARAMETER rtsp://h/movie.Mjpeg/ RTSP/1.0\r\nCSeq: 8\r\nSession: {id}\r\n\r\n"
             ),
         );
         assert!(sent(&out)[0].starts_with(&format!(
-            "RTSP/1.0 200 OK\r\nCSeq: 6\r\nSession: {id};timeout=60\r\n"
+            "RTSP/1.0 200 OK\r\nCSeq: 8\r\nSession: {id};timeout=60\r\n"
         )));
     }
 

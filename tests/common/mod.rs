@@ -313,6 +313,24 @@ pub fn digest_server(
     password: &'static str,
     connections: usize,
 ) -> (SocketAddr, JoinHandle<Vec<Request>>) {
+    digest_server_guarding(password, connections, |method| method != "OPTIONS")
+}
+
+/// [`digest_server`] for one connection that lets anyone set up and asks
+/// for credentials from PLAY on, as a camera whose nonce expired in the
+/// middle of a session does.
+pub fn digest_from_play_server(password: &'static str) -> (SocketAddr, JoinHandle<Vec<Request>>) {
+    digest_server_guarding(password, 1, |method| {
+        !matches!(method, "OPTIONS" | "DESCRIBE" | "SETUP")
+    })
+}
+
+/// [`digest_server`], asking for credentials where `guarded(method)`.
+pub fn digest_server_guarding(
+    password: &'static str,
+    connections: usize,
+    guarded: fn(&str) -> bool,
+) -> (SocketAddr, JoinHandle<Vec<Request>>) {
     let realm = "streamlab-test";
     let nonce = "0123456789abcdef";
     fake_server_for(connections, move |r| {
@@ -327,9 +345,11 @@ pub fn digest_server(
                 &[("Public", "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN")],
             ));
         }
-        let authorized = r.headers.get("Authorization").is_some_and(|a| {
-            a.starts_with("Digest ") && a.contains(&format!("response=\"{}\"", expected(&r.target)))
-        });
+        let authorized = !guarded(r.method.as_str())
+            || r.headers.get("Authorization").is_some_and(|a| {
+                a.starts_with("Digest ")
+                    && a.contains(&format!("response=\"{}\"", expected(&r.target)))
+            });
         if !authorized {
             let mut resp = Response::new(401, Dialect::Standard);
             resp.headers
