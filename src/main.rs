@@ -272,6 +272,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", report.to_json());
             } else {
                 println!("{}", report.summary());
+                for n in &report.notices {
+                    eprintln!("streamlab: {n}");
+                }
                 for e in &report.errors {
                     eprintln!("streamlab: {e}");
                 }

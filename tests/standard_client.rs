@@ -161,6 +161,61 @@ fn pause_and_play_resume_without_a_gap() {
     assert_eq!(stats.dropped_total(), 0, "{stats:?}");
 }
 
+#[test]
+fn a_busy_rtp_port_gives_way_to_a_free_one_and_says_so() {
+    // Another program (a second player window, say) holds the port asked for.
+    let busy = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let taken = busy.local_addr().unwrap().port();
+    let server = server(media_root(), 50);
+    let mut config = standard(
+        server.local_addr().port(),
+        "movie.Mjpeg",
+        TransportChoice::Udp,
+    );
+    config.rtp_port = taken;
+    let client = ClientHandle::spawn(config, || {});
+    client.send(ClientCommand::Setup);
+    let mut notice = None;
+    let mut setup = None;
+    wait_for(&client, "READY", |e| {
+        match e {
+            ClientEvent::Notice(n) => notice = Some(n.clone()),
+            ClientEvent::Wire(w) if w.text.starts_with("SETUP ") => setup = Some(w.text.clone()),
+            ClientEvent::Error(e) => panic!("{e}"),
+            _ => {}
+        }
+        state_is(State::Ready)(e)
+    });
+    let notice = notice.expect("a notice about the port");
+    assert!(
+        notice.contains(&format!("RTP port {taken} is in use")),
+        "{notice}"
+    );
+    let setup = setup.expect("SETUP on the wire");
+    assert!(
+        !setup.contains(&format!("client_port={taken}")),
+        "SETUP names the port we got: {setup}"
+    );
+    assert!(
+        notice.contains(&format!(
+            "port {}",
+            setup
+                .split("client_port=")
+                .nth(1)
+                .and_then(|p| p.split('-').next())
+                .unwrap_or("?")
+        )),
+        "{notice} / {setup}"
+    );
+    client.send(ClientCommand::Play);
+    let mut n = 0;
+    wait_for(&client, "5 frames", |e| {
+        n += matches!(e, ClientEvent::Frame(_)) as u32;
+        n == 5
+    });
+    drop(busy);
+}
+
 /// A camera's recorded reply with this request's CSeq.
 fn fixture_reply(camera: &str, file: &str, cseq: u32) -> Vec<u8> {
     let path = format!(

@@ -45,7 +45,13 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) {
         .show(ui, |ui| {
             row(ui, "Session", view.session.as_deref().unwrap_or("none"));
             row(ui, "Last CSeq", &optional(view.last_cseq));
-            row(ui, "Frame", &optional(view.frame.map(|f| f.number)));
+            ui.label("Frames decoded");
+            ui.label(optional(view.frame.map(|f| f.number)))
+                .on_hover_text(
+                    "Frames decoded in this session so far (not the frame's place in the file: \
+                 the lab's dialect numbers frames with the RTP sequence number)",
+                );
+            ui.end_row();
             row(ui, "RTP seq", &optional(view.frame.map(|f| f.seq)));
             row(
                 ui,

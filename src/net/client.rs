@@ -458,6 +458,14 @@ impl Io {
             MediaRoute::Udp { pair } => {
                 let (socket, rtcp) = bind_rtp(self.config.rtp_port, pair)?;
                 port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+                if self.config.rtp_port != 0 && port != self.config.rtp_port {
+                    // SETUP names the port we got, so any free one works;
+                    // a second player window is the usual reason.
+                    self.events.send(ClientEvent::Notice(format!(
+                        "RTP port {} is in use by another program; receiving on port {port} instead.",
+                        self.config.rtp_port
+                    )));
+                }
                 // A 1080p frame is a burst of a hundred packets or more; the
                 // default buffer (about 200 KB) loses the tail of one when the
                 // receiver is a moment late. The kernel caps the size asked.
@@ -618,11 +626,23 @@ impl ClientHost for Io {
 /// Bind the RTP port: the one asked for, or a free one. Standard RTP
 /// wants it even, with the odd one after it for RTCP; the RTCP socket is
 /// returned when that port could be had.
+/// Bind the RTP port asked for (and RTCP's beside it); when another
+/// program has it, any free one (an even/odd pair for RTCP), since SETUP
+/// tells the server which.
 fn bind_rtp(port: u16, pair: bool) -> Result<(UdpSocket, Option<UdpSocket>), ClientError> {
     let err = |e: std::io::Error| ClientError::RtpPort {
         port,
         reason: e.to_string(),
     };
+    match bind_rtp_exactly(port, pair) {
+        Err(e) if port != 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+            bind_rtp_exactly(0, pair).map_err(err)
+        }
+        result => result.map_err(err),
+    }
+}
+
+fn bind_rtp_exactly(port: u16, pair: bool) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
     let rtcp_after = |s: &UdpSocket| {
         let p = s.local_addr().ok()?.port().checked_add(1)?;
         let r = UdpSocket::bind(("0.0.0.0", p)).ok()?;
@@ -630,22 +650,22 @@ fn bind_rtp(port: u16, pair: bool) -> Result<(UdpSocket, Option<UdpSocket>), Cli
         Some(r)
     };
     if !pair {
-        return Ok((UdpSocket::bind(("0.0.0.0", port)).map_err(err)?, None));
+        return Ok((UdpSocket::bind(("0.0.0.0", port))?, None));
     }
     if port != 0 {
-        let s = UdpSocket::bind(("0.0.0.0", port)).map_err(err)?;
+        let s = UdpSocket::bind(("0.0.0.0", port))?;
         let r = rtcp_after(&s);
         return Ok((s, r));
     }
     for _ in 0..64 {
-        let s = UdpSocket::bind(("0.0.0.0", 0)).map_err(err)?;
+        let s = UdpSocket::bind(("0.0.0.0", 0))?;
         if s.local_addr().is_ok_and(|a| a.port() % 2 == 0)
             && let Some(r) = rtcp_after(&s)
         {
             return Ok((s, Some(r)));
         }
     }
-    Ok((UdpSocket::bind(("0.0.0.0", 0)).map_err(err)?, None))
+    Ok((UdpSocket::bind(("0.0.0.0", 0))?, None))
 }
 
 fn read_loop(mut stream: TcpStream, tx: Sender<NetInput>) {
