@@ -106,6 +106,9 @@ pub struct PlayerView {
     pub errors: Vec<String>,
     /// Something worth knowing that is not a failure (e.g. the stream ended).
     pub notice: Option<String>,
+    /// The notice came while the request in flight was being carried out
+    /// (e.g. its RTP port was taken): that request's success keeps it.
+    notice_of_request: bool,
     /// The request sent and not yet answered (by a state change or an error).
     pub in_flight: Option<ClientCommand>,
     pub server: Option<ServerInfo>,
@@ -188,6 +191,7 @@ impl PlayerView {
     pub fn dismiss(&mut self) {
         self.errors.clear();
         self.notice = None;
+        self.notice_of_request = false;
     }
 
     /// Forget the session (the engine went away, or a new server replaced
@@ -212,7 +216,9 @@ impl PlayerView {
                 // A state change that answers our own request is the
                 // "next successful action" that retires old errors.
                 if self.in_flight.take().is_some() {
+                    let kept = self.notice_of_request.then(|| self.notice.take());
                     self.dismiss();
+                    self.notice = kept.flatten();
                     self.auth_needed = None;
                 }
                 self.state = state;
@@ -279,13 +285,17 @@ impl PlayerView {
                 self.report(error.to_string());
             }
             ClientEvent::StreamEnded => {
+                self.notice_of_request = false;
                 self.notice = Some(
                     "No frames for a while: the stream seems to have ended \
                      (the lab's server just stops at the end of the file)."
                         .to_owned(),
                 );
             }
-            ClientEvent::Notice(notice) => self.notice = Some(notice),
+            ClientEvent::Notice(notice) => {
+                self.notice_of_request = self.in_flight.is_some();
+                self.notice = Some(notice);
+            }
             ClientEvent::Stopped => self.reset_session(),
         }
         None
@@ -327,6 +337,21 @@ mod tests {
             state,
             session: Some("123456".into()),
         }
+    }
+
+    #[test]
+    fn a_notice_from_the_request_outlives_its_success_an_older_one_does_not() {
+        let mut view = PlayerView {
+            in_flight: Some(ClientCommand::Setup),
+            ..PlayerView::default()
+        };
+        let _ = view.apply(ClientEvent::Notice("RTP port 5008 is in use".into()));
+        let _ = view.apply(state(State::Ready));
+        assert_eq!(view.notice.as_deref(), Some("RTP port 5008 is in use"));
+        // The next request that succeeds retires it.
+        view.in_flight = Some(ClientCommand::Play);
+        let _ = view.apply(state(State::Playing));
+        assert_eq!(view.notice, None);
     }
 
     #[test]
