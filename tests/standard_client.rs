@@ -596,6 +596,18 @@ fn seek_from_our_client_lands_on_the_right_frame() {
 type CameraEnd = (Vec<Vec<u8>>, TcpStream);
 
 fn reordering_camera(frames: usize) -> (SocketAddr, JoinHandle<CameraEnd>) {
+    camera(frames, true, None)
+}
+
+/// The camera of [`reordering_camera`]; `swap`: every pair of packets
+/// swapped in flight; `restart_at`: from that frame on, the camera starts
+/// its stream over (a new SSRC, sequence numbers 20,000 behind, a new
+/// timestamp base), as one that restarts its encoder does.
+fn camera(
+    frames: usize,
+    swap: bool,
+    restart_at: Option<usize>,
+) -> (SocketAddr, JoinHandle<CameraEnd>) {
     use streamlab::protocol::rtp::RtpHeader;
     use streamlab::protocol::rtp_jpeg;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -660,7 +672,6 @@ fn reordering_camera(frames: usize) -> (SocketAddr, JoinHandle<CameraEnd>) {
             }
         }
         let carriable = rtp_jpeg::carriable(&jpeg).unwrap();
-        let mut packets = Vec::new();
         let mut header = RtpHeader {
             marker: false,
             payload_type: 26,
@@ -668,31 +679,87 @@ fn reordering_camera(frames: usize) -> (SocketAddr, JoinHandle<CameraEnd>) {
             timestamp: 1,
             ssrc: 0x5eed,
         };
+        let mut base = 1u32;
+        // The first stream's packets and, after a restart, the second's.
+        let mut streams = vec![Vec::new()];
         for i in 0..frames {
-            header.timestamp = 1 + 3600 * i as u32;
+            if restart_at == Some(i) {
+                streams.push(Vec::new());
+                header.ssrc = RESTARTED_SSRC;
+                header.sequence = header.sequence.wrapping_sub(20_000);
+                base = 0x7000_0000 - 3600 * i as u32;
+            }
+            header.timestamp = base + 3600 * i as u32;
+            let packets = streams.last_mut().unwrap();
             header.sequence =
                 rtp_jpeg::packetize(&carriable, 1400, header, |p| packets.push(p.to_vec()));
         }
-        for pair in packets.chunks_mut(2) {
-            pair.reverse();
+        if swap {
+            for pair in streams.iter_mut().flat_map(|s| s.chunks_mut(2)) {
+                pair.reverse();
+            }
         }
         let to = ("127.0.0.1", client_port);
-        for p in &packets {
-            rtp.send_to(p, to).unwrap();
-        }
-        let sr = streamlab::protocol::rtcp::sender_report(0x5eed, (1, 0x1234_5678), 1, 2, 3);
-        rtcp.send_to(&sr, ("127.0.0.1", client_port + 1)).unwrap();
         // Receiver reports come about a second after the first packet.
         rtcp.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
         let mut reports = Vec::new();
         let mut b = [0u8; 1500];
-        if let Ok(n) = rtcp.recv(&mut b) {
+        for (i, packets) in streams.iter().enumerate() {
+            if i > 0 {
+                // The client's first report says the first stream
+                // arrived; then the camera starts over.
+                if let Ok(n) = rtcp.recv(&mut b) {
+                    reports.push(b[..n].to_vec());
+                }
+            }
+            for p in packets {
+                rtp.send_to(p, to).unwrap();
+            }
+        }
+        let sr = streamlab::protocol::rtcp::sender_report(header.ssrc, (1, 0x1234_5678), 1, 2, 3);
+        rtcp.send_to(&sr, ("127.0.0.1", client_port + 1)).unwrap();
+        if reports.is_empty()
+            && let Ok(n) = rtcp.recv(&mut b)
+        {
             reports.push(b[..n].to_vec());
         }
         // The connection stays open: the session goes on.
         (reports, s)
     });
     (addr, t)
+}
+
+/// The SSRC of [`camera`]'s stream after it starts over.
+const RESTARTED_SSRC: u32 = 0xbeef;
+
+#[test]
+fn a_camera_that_starts_its_stream_over_keeps_playing() {
+    let frames = 12;
+    let (addr, camera) = camera(frames, false, Some(6));
+    let client = ClientHandle::spawn(standard(addr.port(), "cam", TransportChoice::Udp), || {});
+    client.send(ClientCommand::Setup);
+    wait_for(&client, "READY", state_is(State::Ready));
+    client.send(ClientCommand::Play);
+    let (mut n, mut stats) = (0, ClientStats::default());
+    // The new stream's first frame loses the packets that told it apart
+    // from strays; every frame after it plays.
+    wait_for(&client, "every frame but one, and its counters", |e| {
+        match e {
+            ClientEvent::Frame(_) => n += 1,
+            ClientEvent::Stats(s) => stats = s.clone(),
+            _ => {}
+        }
+        n == frames - 1 && stats.frames == n as u64
+    });
+    let _ = camera.join().unwrap();
+    assert_eq!(stats.ssrc, Some(RESTARTED_SSRC), "{stats:?}");
+    assert_eq!(
+        stats.dropped.get("wrong SSRC"),
+        Some(&(streamlab::protocol::rtp::RESTART_AFTER as u64 - 1)),
+        "{stats:?}"
+    );
+    assert!(stats.dropped.contains_key("incomplete frame"), "{stats:?}");
+    drop(client);
 }
 
 #[test]

@@ -787,7 +787,12 @@ impl MediaPath {
     fn handle(&mut self, now: Instant, buf: &[u8]) {
         match self.reorder.take() {
             Some(mut r) => {
+                let restarts = self.checker.restarts();
                 r.push(now, buf, &mut |p| self.accept(now, p));
+                if self.checker.restarts() != restarts {
+                    // The window waits in the old sequence numbers.
+                    r.reset();
+                }
                 self.count_reorder(&r);
                 self.reorder = Some(r);
             }
@@ -833,10 +838,17 @@ impl MediaPath {
                 self.rfc = rtp_jpeg::Depacketizer::new(p.dimensions);
             }
         }
+        let restarts = self.checker.restarts();
         let accepted = match self.checker.check(buf) {
             Ok(a) => a,
             Err(reason) => return self.drop_packet(reason),
         };
+        if self.checker.restarts() != restarts {
+            info!(
+                "the server started its RTP stream over (SSRC {:08X}, sequence number {}); following it",
+                accepted.packet.header.ssrc, accepted.packet.header.sequence
+            );
+        }
         let h = accepted.packet.header;
         self.reception
             .on_rtp(now, h.ssrc, h.sequence, h.timestamp, VIDEO_CLOCK);

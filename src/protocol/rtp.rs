@@ -146,12 +146,34 @@ pub enum SsrcRule {
     Exact(u32),
 }
 
+/// Refused packets in an unbroken run (same SSRC, sequence numbers one
+/// apart, plausible timestamp steps) after which the checker takes them
+/// for the source starting over, as RFC 3550's appendix A.1 does after a
+/// big jump; stricter than its two, so a stray packet or a short replay
+/// never moves it. A camera that restarts its encoder (new sequence
+/// numbers, or a new SSRC) keeps playing instead of being refused forever.
+pub const RESTART_AFTER: u32 = 4;
+
 /// Checks each received packet against the one before, as seed 000 asks.
 #[derive(Debug, Clone)]
 pub struct RtpChecker {
     payload_type: u8,
     ssrc: SsrcRule,
+    /// The SSRC came from the traffic ([`SsrcRule::First`]), so a source
+    /// that starts over with a new one may move it; one given is kept.
+    learned: bool,
     last: Option<(u16, u32)>,
+    /// The run of refused packets that may be a restart.
+    run: Option<Run>,
+    restarts: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    len: u32,
 }
 
 /// A packet that passed the checks.
@@ -167,8 +189,16 @@ impl RtpChecker {
         RtpChecker {
             payload_type,
             ssrc,
+            learned: ssrc == SsrcRule::First,
             last: None,
+            run: None,
+            restarts: 0,
         }
+    }
+
+    /// How many times the source started over (see [`RESTART_AFTER`]).
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 
     /// Expect another payload type (a camera's SDP may name a dynamic one).
@@ -188,27 +218,69 @@ impl RtpChecker {
         if h.payload_type != self.payload_type {
             return Err(DropReason::PayloadType);
         }
-        match self.ssrc {
-            SsrcRule::Exact(s) if s != h.ssrc => return Err(DropReason::Ssrc),
-            _ => {}
-        }
-        let mut lost = 0;
-        if let Some((seq, ts)) = self.last {
-            let step = h.sequence.wrapping_sub(seq);
-            if step == 0 || step > 0x8000 {
-                return Err(DropReason::Sequence);
+        let lost = match self.against_last(&h) {
+            Ok(lost) => lost,
+            Err(DropReason::Ssrc) if !self.learned => return Err(DropReason::Ssrc),
+            Err(reason) => {
+                if !self.restarting(&h) {
+                    return Err(reason);
+                }
+                self.restarts += 1;
+                if self.learned {
+                    self.ssrc = SsrcRule::Exact(h.ssrc);
+                }
+                0
             }
-            let ts_step = h.timestamp.wrapping_sub(ts);
-            if ts_step > MAX_TIMESTAMP_STEP {
-                return Err(DropReason::Timestamp);
-            }
-            lost = step - 1;
-        }
+        };
         if self.ssrc == SsrcRule::First {
             self.ssrc = SsrcRule::Exact(h.ssrc);
         }
+        self.run = None;
         self.last = Some((h.sequence, h.timestamp));
         Ok(Accepted { packet, lost })
+    }
+
+    /// SSRC, sequence number and timestamp against the last accepted
+    /// packet: the packets lost in between, or why it is refused.
+    fn against_last(&self, h: &RtpHeader) -> Result<u16, DropReason> {
+        if let SsrcRule::Exact(s) = self.ssrc
+            && s != h.ssrc
+        {
+            return Err(DropReason::Ssrc);
+        }
+        let Some((seq, ts)) = self.last else {
+            return Ok(0);
+        };
+        let step = h.sequence.wrapping_sub(seq);
+        if step == 0 || step > 0x8000 {
+            return Err(DropReason::Sequence);
+        }
+        if h.timestamp.wrapping_sub(ts) > MAX_TIMESTAMP_STEP {
+            return Err(DropReason::Timestamp);
+        }
+        Ok(step - 1)
+    }
+
+    /// A refused packet extends the run it follows (or starts one); true
+    /// when the run is long enough to be the source starting over.
+    fn restarting(&mut self, h: &RtpHeader) -> bool {
+        let follows = self.run.is_some_and(|r| {
+            r.ssrc == h.ssrc
+                && h.sequence == r.seq.wrapping_add(1)
+                && h.timestamp.wrapping_sub(r.timestamp) <= MAX_TIMESTAMP_STEP
+        });
+        let len = if follows {
+            self.run.map_or(1, |r| r.len + 1)
+        } else {
+            1
+        };
+        self.run = Some(Run {
+            ssrc: h.ssrc,
+            seq: h.sequence,
+            timestamp: h.timestamp,
+            len,
+        });
+        len >= RESTART_AFTER
     }
 }
 
@@ -376,6 +448,68 @@ mod tests {
             c.check(&pkt(65535, 0, false, b"")),
             Err(DropReason::Sequence)
         );
+    }
+
+    #[test]
+    fn a_source_that_starts_over_is_followed_after_a_run() {
+        let mut c = RtpChecker::new(PT_JPEG, SsrcRule::First);
+        for seq in 40_000..40_010 {
+            assert!(c.check(&pkt(seq, 9_000, false, b"")).is_ok());
+        }
+        // New sequence numbers "behind" the old ones: refused until the
+        // run is long enough, then followed, loss counted from there.
+        for seq in 30_000..30_000 + RESTART_AFTER as u16 - 1 {
+            assert_eq!(
+                c.check(&pkt(seq, 500, false, b"")),
+                Err(DropReason::Sequence)
+            );
+        }
+        let restart = 30_000 + RESTART_AFTER as u16 - 1;
+        assert_eq!(c.check(&pkt(restart, 500, false, b"")).unwrap().lost, 0);
+        assert_eq!(c.restarts(), 1);
+        assert_eq!(c.check(&pkt(restart + 2, 500, false, b"")).unwrap().lost, 1);
+        assert_eq!(
+            c.check(&pkt(restart - 100, 500, false, b"")),
+            Err(DropReason::Sequence),
+            "judged against the new stream now"
+        );
+        // A new SSRC learned from traffic moves the same way.
+        let mut with_ssrc = |seq: u16, ssrc: u8| {
+            let mut p = pkt(seq, 0, false, b"");
+            p[11] = ssrc;
+            c.check(&p).map(|a| a.packet.header.ssrc)
+        };
+        for seq in 7..7 + RESTART_AFTER as u16 - 1 {
+            assert_eq!(with_ssrc(seq, 9), Err(DropReason::Ssrc));
+        }
+        assert_eq!(with_ssrc(7 + RESTART_AFTER as u16 - 1, 9), Ok(9));
+        assert_eq!(
+            with_ssrc(7 + RESTART_AFTER as u16, 7),
+            Err(DropReason::Ssrc)
+        );
+    }
+
+    #[test]
+    fn strays_and_broken_runs_never_restart() {
+        let mut c = RtpChecker::new(PT_JPEG, SsrcRule::First);
+        assert!(c.check(&pkt(1000, 0, false, b"")).is_ok());
+        // Replays and duplicates out of order, and a run broken each time
+        // before it is long enough, interleaved with the real stream.
+        for round in 0..20u16 {
+            let stray = 10 + round * 7;
+            for k in 0..RESTART_AFTER as u16 - 1 {
+                assert!(c.check(&pkt(stray + k, 0, false, b"")).is_err());
+            }
+            assert!(c.check(&pkt(1001 + round, 0, false, b"")).is_ok());
+        }
+        assert_eq!(c.restarts(), 0);
+        // An SSRC given (the lab's session id) is never moved.
+        let mut c = RtpChecker::new(PT_JPEG, SsrcRule::Exact(7));
+        for seq in 1..20 {
+            let mut p = pkt(seq, 0, false, b"");
+            p[11] = 9;
+            assert_eq!(c.check(&p), Err(DropReason::Ssrc));
+        }
     }
 
     #[test]
