@@ -149,9 +149,10 @@ pub enum SsrcRule {
 /// Refused packets in an unbroken run (same SSRC, sequence numbers one
 /// apart, plausible timestamp steps) after which the checker takes them
 /// for the source starting over, as RFC 3550's appendix A.1 does after a
-/// big jump; stricter than its two, so a stray packet or a short replay
-/// never moves it. A camera that restarts its encoder (new sequence
-/// numbers, or a new SSRC) keeps playing instead of being refused forever.
+/// big jump; stricter than its two, so a stray packet, or a replay of
+/// fewer packets than this, never moves it. A camera that restarts its
+/// encoder (new sequence numbers, or a new SSRC) keeps playing instead of
+/// being refused forever.
 pub const RESTART_AFTER: u32 = 4;
 
 /// Checks each received packet against the one before, as seed 000 asks.
