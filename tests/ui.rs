@@ -669,6 +669,20 @@ fn wait_until(harness: &mut Harness<'_, PlayerApp>, what: &str, done: impl Fn(&P
     harness.run();
 }
 
+/// Type the URL of `path` on the server at `addr` into the connection bar.
+fn point_at(harness: &mut Harness<'_, PlayerApp>, addr: std::net::SocketAddr, path: &str) {
+    set_text(
+        harness,
+        "URL",
+        &format!("rtsp://127.0.0.1:{}/{path}", addr.port()),
+    );
+}
+
+/// Wait until the RTSP state is `state`.
+fn wait_for_state(harness: &mut Harness<'_, PlayerApp>, state: State) {
+    wait_until(harness, state.name(), |app| app.view().state == state);
+}
+
 #[test]
 fn ui_plays_from_embedded_server() {
     let app = PlayerApp::new(&egui::Context::default(), AppOptions::default());
@@ -677,9 +691,7 @@ fn ui_plays_from_embedded_server() {
     let mut harness = live_harness(app);
 
     click(&mut harness, "SETUP");
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     assert!(has_label(&harness, "READY"));
 
     click(&mut harness, "PLAY");
@@ -695,7 +707,7 @@ fn ui_plays_from_embedded_server() {
     assert!(has_label(&harness, "READY"));
 
     click(&mut harness, "TEARDOWN");
-    wait_until(&mut harness, "INIT", |app| app.view().state == State::Init);
+    wait_for_state(&mut harness, State::Init);
     assert!(has_label(&harness, "INIT"));
     assert!(harness.state().view().errors.is_empty());
     assert!(harness.state().view().wire.len() >= 8);
@@ -740,9 +752,7 @@ fn a_typed_url_plays_over_tcp() {
     set_text(&mut harness, "URL", &url);
     click(&mut harness, "TCP");
     click(&mut harness, "SETUP");
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     let config = harness.state().engine_config().cloned().expect("an engine");
     assert_eq!(config.transport, TransportChoice::Tcp);
     assert_eq!(config.file, "sample.mjpeg");
@@ -760,7 +770,7 @@ fn a_typed_url_plays_over_tcp() {
     });
     assert_eq!(harness.state().view().stats.lost, 0);
     click(&mut harness, "TEARDOWN");
-    wait_until(&mut harness, "INIT", |app| app.view().state == State::Init);
+    wait_for_state(&mut harness, State::Init);
     assert!(harness.state().view().errors.is_empty());
 }
 
@@ -813,11 +823,7 @@ fn a_401_asks_for_credentials_and_a_wrong_password_says_so() {
     let logs = capture_logs();
     let (addr, _server) = common::digest_server("s3cret", 3);
     let mut harness = live();
-    set_text(
-        &mut harness,
-        "URL",
-        &format!("rtsp://127.0.0.1:{}/cam", addr.port()),
-    );
+    point_at(&mut harness, addr, "cam");
     click(&mut harness, "SETUP");
     wait_until(&mut harness, "the credentials prompt", |app| {
         app.view().auth_needed.is_some()
@@ -865,9 +871,7 @@ fn a_401_asks_for_credentials_and_a_wrong_password_says_so() {
     harness.run();
     harness.key_press(egui::Key::Enter);
     harness.run();
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     assert!(harness.state().view().auth_needed.is_none());
     assert_eq!(
         value(&harness, "URL"),
@@ -1195,9 +1199,7 @@ fn ui_seeks_in_a_file_from_the_embedded_server() {
     let mut harness = live_harness(app);
     set_text(&mut harness, "RTP port", "0");
     click(&mut harness, "SETUP");
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     assert_eq!(position_value(&harness), "0:00.0 of 0:10.0");
 
     // Paused: the bar remembers, PLAY starts there.
@@ -1252,7 +1254,7 @@ fn ui_seeks_in_a_file_from_the_embedded_server() {
     assert!(harness.state().view().errors.is_empty());
 
     click(&mut harness, "TEARDOWN");
-    wait_until(&mut harness, "INIT", |app| app.view().state == State::Init);
+    wait_for_state(&mut harness, State::Init);
     assert!(harness.query_by_label("Position").is_none());
 }
 
@@ -1278,48 +1280,29 @@ fn the_position_bar_is_hidden_for_a_live_stream_and_the_lab_dialect() {
         }))
     });
     let mut harness = live();
-    set_text(
-        &mut harness,
-        "URL",
-        &format!("rtsp://127.0.0.1:{}/test", addr.port()),
-    );
+    point_at(&mut harness, addr, "test");
     click(&mut harness, "TCP");
     click(&mut harness, "SETUP");
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     click(&mut harness, "PLAY");
-    wait_until(&mut harness, "PLAYING", |app| {
-        app.view().state == State::Playing
-    });
+    wait_for_state(&mut harness, State::Playing);
     assert_eq!(harness.state().view().timeline.length_ms, None);
     assert!(harness.query_by_label("Position").is_none());
 
     // The lab's dialect has no DESCRIBE: no length, no bar.
     let server = sample_server();
     let mut harness = live();
-    set_text(
-        &mut harness,
-        "URL",
-        &format!(
-            "rtsp://127.0.0.1:{}/sample.mjpeg",
-            server.local_addr().port()
-        ),
-    );
+    point_at(&mut harness, server.local_addr(), "sample.mjpeg");
     click(&mut harness, "Lab");
     click(&mut harness, "SETUP");
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     assert!(harness.query_by_label("Position").is_none());
     // The same file in standard RTSP has one.
     click(&mut harness, "TEARDOWN");
-    wait_until(&mut harness, "INIT", |app| app.view().state == State::Init);
+    wait_for_state(&mut harness, State::Init);
     click(&mut harness, "Standard");
     click(&mut harness, "SETUP");
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     assert!(harness.query_by_label("Position").is_some());
 }
 
@@ -1328,16 +1311,10 @@ fn a_401_in_the_middle_of_a_session_asks_and_the_session_goes_on() {
     let logs = capture_logs();
     let (addr, server) = common::digest_from_play_server("pl4y-s3cret");
     let mut harness = live();
-    set_text(
-        &mut harness,
-        "URL",
-        &format!("rtsp://127.0.0.1:{}/cam", addr.port()),
-    );
+    point_at(&mut harness, addr, "cam");
     click(&mut harness, "TCP");
     click(&mut harness, "SETUP");
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     assert_eq!(refused(&harness), None, "SETUP needed no credentials");
     let session = harness.state().view().session.clone();
 
@@ -1375,18 +1352,14 @@ fn a_401_in_the_middle_of_a_session_asks_and_the_session_goes_on() {
 
     set_text(&mut harness, "Password", "pl4y-s3cret");
     click(&mut harness, "Connect");
-    wait_until(&mut harness, "PLAYING", |app| {
-        app.view().state == State::Playing
-    });
+    wait_for_state(&mut harness, State::Playing);
     assert_eq!(refused(&harness), None);
     assert_eq!(harness.state().view().session, session, "the same session");
     assert!(harness.state().view().errors.is_empty());
     click(&mut harness, "PAUSE");
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     click(&mut harness, "TEARDOWN");
-    wait_until(&mut harness, "INIT", |app| app.view().state == State::Init);
+    wait_for_state(&mut harness, State::Init);
 
     let wire = wire_text(harness.state());
     assert!(wire.contains("Authorization: Digest (hidden)"), "{wire}");
@@ -1420,19 +1393,10 @@ fn seeking_back_after_a_file_ended_plays_again() {
     // 200 frames at 200 fps: a file that ends after a second, no loop.
     let server = common::server(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"), 200);
     let mut harness = live();
-    set_text(
-        &mut harness,
-        "URL",
-        &format!(
-            "rtsp://127.0.0.1:{}/sample.mjpeg",
-            server.local_addr().port()
-        ),
-    );
+    point_at(&mut harness, server.local_addr(), "sample.mjpeg");
     click(&mut harness, "TCP");
     click(&mut harness, "SETUP");
-    wait_until(&mut harness, "READY", |app| {
-        app.view().state == State::Ready
-    });
+    wait_for_state(&mut harness, State::Ready);
     assert_eq!(position_value(&harness), "0:00.0 of 0:01.0");
     click(&mut harness, "PLAY");
     wait_until(&mut harness, "the end of the file", |app| {

@@ -762,23 +762,9 @@ pub fn parse_npt_start(value: &str) -> Result<Option<f64>, BadRange> {
     if start.is_empty() || start == "now" {
         return Ok(None);
     }
-    // npt-hhmmss (h:mm:ss.frac) or seconds.
-    let secs = if start.contains(':') {
-        let parts: Vec<&str> = start.split(':').collect();
-        if parts.len() != 3 {
-            return Err(BadRange);
-        }
-        let h: f64 = parts[0].parse().map_err(|_| BadRange)?;
-        let m: f64 = parts[1].parse().map_err(|_| BadRange)?;
-        let s: f64 = parts[2].parse().map_err(|_| BadRange)?;
-        h * 3600.0 + m * 60.0 + s
-    } else {
-        start.parse().map_err(|_| BadRange)?
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(BadRange);
-    }
-    Ok(Some(secs))
+    crate::protocol::timeline::npt_time(start)
+        .map(Some)
+        .ok_or(BadRange)
 }
 
 #[cfg(test)]

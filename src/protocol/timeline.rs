@@ -103,8 +103,9 @@ pub fn npt_range(value: &str) -> Option<(Option<f64>, Option<f64>)> {
     Some((time(start)?, time(end)?))
 }
 
-/// One npt time: seconds (`12.5`) or `h:mm:ss[.frac]`.
-fn npt_time(t: &str) -> Option<f64> {
+/// One npt time: seconds (`12.5`) or `h:mm:ss[.frac]`; None for what is
+/// not one (or is negative or not finite).
+pub fn npt_time(t: &str) -> Option<f64> {
     let secs = if t.contains(':') {
         let parts: Vec<&str> = t.split(':').collect();
         let [h, m, s] = parts.as_slice() else {
