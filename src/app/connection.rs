@@ -273,6 +273,7 @@ impl ConnectionFields {
             transport: self.transport,
             user: self.user.clone(),
             password: self.password.clone(),
+            ..ClientConfig::default()
         })
     }
 }

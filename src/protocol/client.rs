@@ -58,6 +58,14 @@ pub struct ClientConfig {
     pub transport: TransportChoice,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Frames to fetch ahead after SETUP (PLAY, then PAUSE once this many
+    /// whole frames are held), so that the user's PLAY starts from the
+    /// buffer at once. 0 = off.
+    pub prebuffer: u32,
+    /// How long frames wait before they are presented on the sender's
+    /// clock; None = automatic: 0 over TCP and on loopback, 200 ms over
+    /// UDP to another host (as GStreamer's jitter buffer).
+    pub latency_ms: Option<u32>,
 }
 
 impl Default for ClientConfig {
@@ -71,6 +79,8 @@ impl Default for ClientConfig {
             transport: TransportChoice::Udp,
             user: None,
             password: None,
+            prebuffer: 0,
+            latency_ms: None,
         }
     }
 }
@@ -87,6 +97,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("transport", &self.transport)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("prebuffer", &self.prebuffer)
+            .field("latency_ms", &self.latency_ms)
             .finish()
     }
 }
