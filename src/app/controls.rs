@@ -255,6 +255,7 @@ pub fn command_name(command: ClientCommand) -> &'static str {
         ClientCommand::Pause => "PAUSE",
         ClientCommand::Teardown => "TEARDOWN",
         ClientCommand::Shutdown => "TEARDOWN (closing)",
+        ClientCommand::Force(f) => command_name(f.command()),
     }
 }
 

@@ -137,7 +137,7 @@ impl PlayerView {
             }
             ClientCommand::Pause => self.state == State::Playing,
             ClientCommand::Teardown => matches!(self.state, State::Ready | State::Playing),
-            ClientCommand::Shutdown => true,
+            ClientCommand::Shutdown | ClientCommand::Force(_) => true,
         }
     }
 
