@@ -8,6 +8,10 @@
 //! `logic()`. Each panel (one file under `app/`) draws from the view and
 //! returns an optional [`UiCommand`]; the app applies commands after drawing,
 //! so no panel touches a socket or a thread.
+//!
+//! It also does what a player is expected to: keys (Space, S, T, F, Esc),
+//! full screen, saving the shown frame, a title naming what plays, and
+//! settings remembered between runs (never a password).
 
 mod analysis;
 mod auth;
@@ -16,26 +20,36 @@ mod connection;
 mod controls;
 mod diagram;
 mod history;
+mod icon;
 mod inspector;
 mod link;
+mod save_frame;
 mod seek;
 mod serve;
+mod settings;
 mod status;
 mod video;
 mod view;
 mod wire_log;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::net::client::{
     ClientCommand, ClientConfig, ClientError, ClientEvent, Credentials, DecodedFrame,
 };
 use crate::protocol::State;
+// net::client, the usual door to these types, does not re-export it yet.
+use crate::protocol::client::Forced;
 use crate::server_embedded::EmbeddedServer;
 
 pub use connection::{ConnectionFields, DEFAULT_RTP_PORT};
-pub use view::{AuthNeeded, FrameInfo, PlayerView, ServerInfo, UiCommand, WireEntry};
+pub use icon::rgba as icon_rgba;
+pub use settings::{SETTINGS_KEY, SavedTarget, Settings};
+pub use view::{
+    AuthNeeded, FrameInfo, PlayerView, ServerInfo, Step, UiCommand, WireEntry, WireFocus,
+};
 
 use link::{EXIT_TIMEOUT, Link};
 
@@ -79,13 +93,21 @@ pub fn run_window(options: AppOptions) -> Result<(), eframe::Error> {
             .with_app_id("streamlab")
             .with_inner_size([1100.0, 760.0])
             .with_min_inner_size([720.0, 480.0])
+            .with_icon(Arc::new(icon::icon_data()))
             .with_drag_and_drop(true),
         ..eframe::NativeOptions::default()
     };
     eframe::run_native(
         "Streamlab",
         native,
-        Box::new(|cc| Ok(Box::new(PlayerApp::new(&cc.egui_ctx, options)))),
+        Box::new(|cc| {
+            let settings = cc.storage.and_then(Settings::load);
+            Ok(Box::new(PlayerApp::new_with_settings(
+                &cc.egui_ctx,
+                options,
+                settings,
+            )))
+        }),
     )
 }
 
@@ -127,15 +149,41 @@ pub struct PlayerApp {
     incoming_frame: Option<DecodedFrame>,
     /// PLAY is to be pressed once SETUP succeeds.
     autoplay: bool,
+    /// The frame on screen, for "Save frame".
+    shown_frame: Option<DecodedFrame>,
+    saver: save_frame::FrameSaver,
+    /// Only the video, on the whole screen.
+    fullscreen: bool,
+    /// The state machine panel is shown.
+    state_machine_shown: bool,
+    /// The title last given to the window.
+    title: String,
 }
 
 impl PlayerApp {
     /// The window's app: starts the embedded server `options.serve` asks for.
     pub fn new(ctx: &egui::Context, options: AppOptions) -> PlayerApp {
+        PlayerApp::new_with_settings(ctx, options, None)
+    }
+
+    /// [`Self::new`] with the settings of an earlier run. Where it connects
+    /// comes from `options` first (the command line), then the settings, then
+    /// the embedded server.
+    pub fn new_with_settings(
+        ctx: &egui::Context,
+        options: AppOptions,
+        settings: Option<Settings>,
+    ) -> PlayerApp {
         let mut app = PlayerApp::with_link(Link::live(ctx));
+        // A target kept from last time wins over the sample (whose port
+        // changes every run); a file named on the command line does not.
+        let keep_target = settings.as_ref().is_some_and(|s| s.target.is_some());
+        if let Some(settings) = settings {
+            app.restore(settings);
+        }
         match &options.serve {
             Serve::Sample => match EmbeddedServer::start_sample() {
-                Ok(server) => app.adopt_server(server),
+                Ok(server) => app.adopt_server(server, !keep_target),
                 Err(e) => app.view.report(format!(
                     "Cannot start the built-in server for the sample clip: {e}"
                 )),
@@ -152,9 +200,62 @@ impl PlayerApp {
     /// instead of reaching an engine. Feed it events with
     /// [`Self::handle_event`].
     pub fn new_detached(options: AppOptions) -> PlayerApp {
+        PlayerApp::new_detached_with_settings(options, None)
+    }
+
+    /// [`Self::new_detached`] with the settings of an earlier run.
+    pub fn new_detached_with_settings(
+        options: AppOptions,
+        settings: Option<Settings>,
+    ) -> PlayerApp {
         let mut app = PlayerApp::with_link(Link::detached());
+        if let Some(settings) = settings {
+            app.restore(settings);
+        }
         app.start(options);
         app
+    }
+
+    /// What is remembered for the next run.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            recent: self.controls.recent.clone(),
+            state_machine_shown: self.state_machine_shown,
+            ..Settings::of_fields(&self.controls.fields, self.points_at_embedded())
+        }
+    }
+
+    fn restore(&mut self, settings: Settings) {
+        settings.apply_to(&mut self.controls.fields);
+        self.controls.recent = settings.recent;
+        self.controls.recent.truncate(controls::MAX_RECENT);
+        self.state_machine_shown = settings.state_machine_shown;
+    }
+
+    /// Whether the connection bar points at the embedded server.
+    fn points_at_embedded(&self) -> bool {
+        let fields = &self.controls.fields;
+        self.server.as_ref().is_some_and(|server| {
+            fields.host.trim() == "127.0.0.1"
+                && fields.rtsp_port.trim() == server.port().to_string()
+        })
+    }
+
+    /// Whether the video fills the screen alone.
+    pub fn is_fullscreen(&self) -> bool {
+        self.fullscreen
+    }
+
+    /// The window's title: what plays, and its state.
+    pub fn title(&self) -> String {
+        if self.view.state == State::Init {
+            return "Streamlab".to_owned();
+        }
+        let what = match self.link.engine_config() {
+            Some(config) => format!("{} on {}:{}", config.file, config.host, config.rtsp_port),
+            None => self.controls.fields.file.clone(),
+        };
+        format!("{what} ({}) - Streamlab", self.view.state)
     }
 
     fn with_link(link: Link) -> PlayerApp {
@@ -173,6 +274,11 @@ impl PlayerApp {
             server: None,
             incoming_frame: None,
             autoplay: false,
+            shown_frame: None,
+            saver: save_frame::FrameSaver::default(),
+            fullscreen: false,
+            state_machine_shown: true,
+            title: String::new(),
         }
     }
 
@@ -224,8 +330,21 @@ impl PlayerApp {
         // A prompt already open keeps what is being typed into it (a
         // refused keep-alive may repeat the request).
         let prompt_open = self.view.auth_needed.is_some();
+        let set_up = matches!(
+            event,
+            ClientEvent::State {
+                state: State::Ready,
+                ..
+            }
+        ) && self.view.in_flight == Some(ClientCommand::Setup);
         if let Some(frame) = self.view.apply(event) {
             self.incoming_frame = Some(frame);
+        }
+        if set_up
+            && !self.points_at_embedded()
+            && let Some(url) = self.controls.fields.url_to_remember()
+        {
+            self.controls.remember(url);
         }
         if stopped {
             self.link.engine_stopped();
@@ -287,6 +406,23 @@ impl PlayerApp {
         for event in self.link.queued_events() {
             self.handle_event(event);
         }
+        if let Some(saved) = self.saver.poll() {
+            match saved {
+                save_frame::Saved::To(path) => {
+                    self.view.notice = Some(format!("Saved the frame to {}.", path.display()));
+                }
+                save_frame::Saved::Cancelled => {
+                    self.view.notice = Some(
+                        "The frame was not saved: no file was chosen (or no file dialog \
+                         could be shown)."
+                            .to_owned(),
+                    );
+                }
+                save_frame::Saved::Failed(e) => {
+                    self.view.report(format!("Cannot save the frame: {e}."))
+                }
+            }
+        }
         if let Some(picked) = self.picker.poll() {
             self.view.picking = false;
             match picked {
@@ -312,13 +448,28 @@ impl PlayerApp {
     /// Draw every panel, then apply the commands they returned.
     fn draw(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
-        if let Some(frame) = self.incoming_frame.take()
-            && let Err(e) = self.video.upload(&ctx, &frame)
-        {
-            self.view.report(format!("Cannot show the video: {e}."));
+        if let Some(frame) = self.incoming_frame.take() {
+            match self.video.upload(&ctx, &frame) {
+                Ok(()) => self.shown_frame = Some(frame),
+                Err(e) => self.view.report(format!("Cannot show the video: {e}.")),
+            }
         }
 
-        let mut commands = Vec::new();
+        let mut commands = self.keys(&ctx);
+        if self.fullscreen {
+            egui::CentralPanel::default()
+                .frame(egui::Frame::new().fill(egui::Color32::BLACK))
+                .show(ui, |ui| {
+                    if self.video.ui(ui, &self.view).double_clicked() {
+                        commands.push(UiCommand::ToggleFullscreen);
+                    }
+                });
+            for command in commands {
+                self.apply(&ctx, command);
+            }
+            self.update_title(&ctx);
+            return;
+        }
         egui::Panel::top("connection").show(ui, |ui| {
             ui.add_space(4.0);
             commands.extend(self.controls.ui(ui, &self.view));
@@ -332,10 +483,9 @@ impl PlayerApp {
             .min_size(240.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
+                    ui.toggle_value(&mut self.state_machine_shown, "State machine")
+                        .on_hover_text("Show or hide the state machine panel.");
                     status::ui(ui, &self.view);
-                    ui.add_space(10.0);
-                    ui.separator();
-                    diagram::ui(ui, self.view.state);
                 });
             });
         egui::Panel::bottom("wire-log")
@@ -363,6 +513,19 @@ impl PlayerApp {
                     BottomTab::Inspector => self.inspector.ui(ui, &mut self.view.history),
                 }
             });
+        // After the wire log: the log runs under it, the full width.
+        if self.state_machine_shown {
+            egui::Panel::left("state-machine")
+                .resizable(true)
+                .default_size(diagram::min_width() + 16.0)
+                .min_size(280.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        ui.strong("RTSP state machine");
+                        commands.extend(diagram::ui(ui, &self.view));
+                    });
+                });
+        }
         if self.view.seek_bar_shown() {
             egui::Panel::bottom("seek-bar")
                 .show_separator_line(false)
@@ -370,7 +533,11 @@ impl PlayerApp {
                     commands.extend(self.seek_bar.ui(ui, &self.view));
                 });
         }
-        egui::CentralPanel::default().show(ui, |ui| self.video.ui(ui, &self.view));
+        egui::CentralPanel::default().show(ui, |ui| {
+            if self.video.ui(ui, &self.view).double_clicked() {
+                commands.push(UiCommand::ToggleFullscreen);
+            }
+        });
 
         let dropped = ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()));
         if let Some(path) = dropped {
@@ -380,6 +547,54 @@ impl PlayerApp {
 
         for command in commands {
             self.apply(&ctx, command);
+        }
+        self.update_title(&ctx);
+    }
+
+    /// The player's keys, unless a text field has the keyboard: Space
+    /// PLAY or PAUSE, S SETUP, T TEARDOWN, F full screen, Esc leaves it.
+    fn keys(&mut self, ctx: &egui::Context) -> Vec<UiCommand> {
+        if ctx.text_edit_focused() {
+            return Vec::new();
+        }
+        let none = egui::Modifiers::NONE;
+        let (space, s, t, f, esc) = ctx.input_mut(|i| {
+            (
+                i.consume_key(none, egui::Key::Space),
+                i.consume_key(none, egui::Key::S),
+                i.consume_key(none, egui::Key::T),
+                i.consume_key(none, egui::Key::F),
+                i.consume_key(none, egui::Key::Escape),
+            )
+        });
+        let mut out = Vec::new();
+        if space {
+            let command = if self.view.state == State::Playing {
+                ClientCommand::Pause
+            } else {
+                ClientCommand::Play
+            };
+            out.push(UiCommand::Client(command));
+        }
+        if s {
+            out.push(UiCommand::Client(ClientCommand::Setup));
+        }
+        if t {
+            out.push(UiCommand::Client(ClientCommand::Teardown));
+        }
+        if f || (esc && self.fullscreen) {
+            out.push(UiCommand::ToggleFullscreen);
+        }
+        out
+    }
+
+    /// Name what plays in the title bar (only when it changes: each change
+    /// is a message to the window system).
+    fn update_title(&mut self, ctx: &egui::Context) {
+        let title = self.title();
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
         }
     }
 
@@ -402,6 +617,31 @@ impl PlayerApp {
             UiCommand::ClearWireLog => self.view.wire.clear(),
             UiCommand::Seek { millis } => self.seek(millis),
             UiCommand::Authenticate => self.authenticate(),
+            UiCommand::SendAnyway(on) => self.view.anyway = on,
+            UiCommand::ShowWire(ids) => {
+                self.view.wire_focus = Some(view::WireFocus { ids, scroll: true });
+                // The messages are in the wire log: show it.
+                self.bottom = BottomTab::WireLog;
+            }
+            UiCommand::WireScrolled => {
+                if let Some(focus) = &mut self.view.wire_focus {
+                    focus.scroll = false;
+                }
+            }
+            UiCommand::SaveFrame => {
+                let Some(frame) = self.shown_frame.clone() else {
+                    return;
+                };
+                let name = format!("frame-{:06}.png", frame.number);
+                if let Err(e) = self.saver.save(ctx, frame, name) {
+                    self.view
+                        .report(format!("Cannot open the file dialog: {e}"));
+                }
+            }
+            UiCommand::ToggleFullscreen => {
+                self.fullscreen = !self.fullscreen;
+                ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(self.fullscreen));
+            }
             UiCommand::CancelAuth => {
                 self.prompt.close();
                 self.view.auth_needed = None;
@@ -457,6 +697,12 @@ impl PlayerApp {
         if !self.view.can_send(command) {
             return;
         }
+        // Allowed only by "Let me send it anyway": the engine sends it
+        // whatever its state, and keeps its state right.
+        let command = match Forced::of(command) {
+            Some(forced) if !self.view.machine_allows(command) => ClientCommand::Force(forced),
+            _ => command,
+        };
         // PLAY after a seek in READY starts where the bar was put.
         let command = match command {
             ClientCommand::Play if self.view.seek_bar_shown() => self
@@ -470,7 +716,11 @@ impl PlayerApp {
             }
             _ => command,
         };
-        let config = if command == ClientCommand::Setup {
+        // SETUP starts an engine; so does a request sent anyway in INIT,
+        // where there may be none yet.
+        let starts_engine = command == ClientCommand::Setup
+            || (matches!(command, ClientCommand::Force(_)) && self.view.state == State::Init);
+        let config = if starts_engine {
             match self.controls.fields.to_config() {
                 Ok(config) => Some(config),
                 Err(e) => {
@@ -483,6 +733,9 @@ impl PlayerApp {
         };
         self.link.send(command, config);
         self.view.in_flight = Some(command);
+        self.view.waiting_since = Some(Instant::now());
+        // New messages are what matters now: the log follows them again.
+        self.view.wire_focus = None;
     }
 
     /// Replace the embedded server with one serving `path`.
@@ -503,7 +756,7 @@ impl PlayerApp {
         match EmbeddedServer::start_file(&path) {
             Ok(server) => {
                 self.view.dismiss();
-                self.adopt_server(server);
+                self.adopt_server(server, true);
             }
             Err(e) => self
                 .view
@@ -511,10 +764,12 @@ impl PlayerApp {
         }
     }
 
-    /// Keep `server` and point the connection bar at it.
-    fn adopt_server(&mut self, server: EmbeddedServer) {
+    /// Keep `server` and, if `point`, point the connection bar at it.
+    fn adopt_server(&mut self, server: EmbeddedServer, point: bool) {
         let fields = &mut self.controls.fields;
-        fields.point_at("127.0.0.1", server.port(), server.file_name());
+        if point {
+            fields.point_at("127.0.0.1", server.port(), server.file_name());
+        }
         // The RTP port stays what the user chose: it is theirs, not the server's.
         if fields.rtp_port.trim().is_empty() {
             fields.rtp_port = DEFAULT_RTP_PORT.to_string();
@@ -546,6 +801,12 @@ impl eframe::App for PlayerApp {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.draw(ui);
+    }
+
+    /// Settings for the next run; egui's own memory (panel sizes) is kept
+    /// by eframe beside them.
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        self.settings().store(storage);
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use streamlab::app::{AppOptions, PlayerApp, Serve};
+use streamlab::app::{AppOptions, PlayerApp, Serve, Settings};
 use streamlab::net::client::{
     Anchor, ClientCommand, ClientConfig, ClientError, ClientEvent, ClientStats, DecodedFrame,
     DialectChoice, Direction, Timeline, TransportChoice, WireMessage,
 };
 use streamlab::protocol::State;
+use streamlab::protocol::client::Forced;
 
 const BUTTONS: [&str; 4] = ["SETUP", "PLAY", "PAUSE", "TEARDOWN"];
 
@@ -1416,4 +1417,258 @@ fn seeking_back_after_a_file_ended_plays_again() {
     let position = harness.state().view().position_ms.unwrap();
     assert!((500..1_000).contains(&position), "{position}");
     assert!(harness.state().view().errors.is_empty());
+}
+
+/// Settings kept in memory, as eframe keeps them in a file.
+#[derive(Default)]
+struct MemoryStorage(BTreeMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn settings_survive_a_restart_without_the_password() {
+    let mut harness = fixture(State::Init);
+    set_text(
+        &mut harness,
+        "URL",
+        "rtsp://admin:s3cret@camera.local:8555/live",
+    );
+    click(&mut harness, "Standard");
+    click(&mut harness, "TCP");
+    set_text(&mut harness, "RTP port", "6000");
+    harness.get_by_label("Pre-buffer").set_value_accesskit(12.0);
+    harness.run();
+    click(&mut harness, "Auto latency");
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "Latency")
+        .set_value_accesskit(350.0);
+    harness.run();
+    click(&mut harness, "State machine");
+    assert_eq!(harness.state().fields().password.as_deref(), Some("s3cret"));
+
+    let mut storage = MemoryStorage::default();
+    eframe::App::save(harness.state_mut(), &mut storage);
+    let stored: String = storage.0.values().cloned().collect();
+    assert!(!stored.contains("s3cret"), "{stored}");
+    assert!(!stored.contains("***"), "not even the mask: {stored}");
+    assert!(stored.contains("camera.local"), "{stored}");
+
+    // The next run.
+    let settings = Settings::load(&storage).expect("settings stored");
+    let harness = harness_of(PlayerApp::new_detached_with_settings(
+        AppOptions {
+            serve: Serve::Nothing,
+            ..AppOptions::default()
+        },
+        Some(settings),
+    ));
+    let fields = harness.state().fields();
+    assert_eq!(fields.url, "rtsp://admin@camera.local:8555/live");
+    assert_eq!(fields.host, "camera.local");
+    assert_eq!(fields.password, None);
+    assert_eq!(fields.dialect, DialectChoice::Standard);
+    assert_eq!(fields.transport, TransportChoice::Tcp);
+    assert_eq!(fields.rtp_port, "6000");
+    assert_eq!((fields.prebuffer, fields.latency_ms), (12, Some(350)));
+    assert!(
+        !has_label(&harness, "RTSP state machine"),
+        "the state machine panel stays hidden"
+    );
+    assert_eq!(
+        value(&harness, "URL"),
+        "rtsp://admin@camera.local:8555/live"
+    );
+}
+
+fn harness_of(app: PlayerApp) -> Harness<'static, PlayerApp> {
+    harness(app)
+}
+
+#[test]
+fn pre_buffer_and_latency_reach_the_engine_config() {
+    let mut harness = fixture(State::Init);
+    harness.get_by_label("Pre-buffer").set_value_accesskit(10.0);
+    harness.run();
+    click(&mut harness, "SETUP");
+    let config = harness.state().engine_config().cloned().unwrap();
+    assert_eq!(
+        (config.prebuffer, config.latency_ms),
+        (10, None),
+        "auto by default"
+    );
+    assert!(
+        !enabled(&harness, "Pre-buffer"),
+        "locked while the session is set up"
+    );
+}
+
+#[test]
+fn keys_act_unless_a_text_field_has_the_keyboard() {
+    let mut harness = fixture(State::Ready);
+    harness.key_press(egui::Key::Space);
+    harness.run();
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::Play]
+    );
+    feed(&mut harness, state_event(State::Playing));
+    harness.key_press(egui::Key::Space);
+    harness.run();
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::Pause]
+    );
+    feed(&mut harness, state_event(State::Ready));
+    harness.key_press(egui::Key::T);
+    harness.run();
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::Teardown]
+    );
+    feed(&mut harness, state_event(State::Init));
+    harness.key_press(egui::Key::S);
+    harness.run();
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::Setup]
+    );
+    feed(&mut harness, state_event(State::Init));
+
+    harness.key_press(egui::Key::F);
+    harness.run();
+    assert!(harness.state().is_fullscreen());
+    assert!(
+        !has_label(&harness, "SETUP"),
+        "only the video in full screen"
+    );
+    harness.key_press(egui::Key::Escape);
+    harness.run();
+    assert!(!harness.state().is_fullscreen());
+    assert!(has_label(&harness, "SETUP"));
+
+    // Typing an S into a field is typing, not SETUP.
+    harness.get_by_label("File").focus();
+    harness.run();
+    harness.key_press(egui::Key::S);
+    harness.run();
+    assert!(harness.state_mut().take_sent_commands().is_empty());
+}
+
+#[test]
+fn the_title_names_what_plays() {
+    let mut harness = fixture(State::Init);
+    assert_eq!(harness.state().title(), "Streamlab");
+    click(&mut harness, "SETUP");
+    feed(&mut harness, state_event(State::Ready));
+    feed(&mut harness, state_event(State::Playing));
+    assert_eq!(
+        harness.state().title(),
+        "movie.Mjpeg on 127.0.0.1:8554 (PLAYING) - Streamlab"
+    );
+}
+
+#[test]
+fn a_transition_clicked_in_the_diagram_shows_its_messages() {
+    let mut harness = fixture(State::Init);
+    click(&mut harness, "SETUP");
+    feed(
+        &mut harness,
+        wire(
+            0,
+            Direction::Sent,
+            "SETUP movie.Mjpeg RTSP/1.0\nCSeq: 1\nTransport: RTP/UDP; client_port= 5008",
+        ),
+    );
+    feed(
+        &mut harness,
+        wire(
+            5,
+            Direction::Received,
+            "RTSP/1.0 200 OK\nCSeq: 1\nSession: 123456",
+        ),
+    );
+    feed(&mut harness, state_event(State::Ready));
+    let arrow = harness
+        .query_by_label_contains("SETUP INIT -> READY")
+        .expect("the SETUP arrow");
+    let label = arrow.accesskit_node().label().unwrap_or_default();
+    assert!(
+        label.contains("CSeq 1: 200 OK"),
+        "lit with its request and reply: {label}"
+    );
+    arrow.click();
+    harness.run();
+    let focus = harness.state().view().wire_focus.clone().expect("picked");
+    let ids: Vec<u64> = harness.state().view().wire.iter().map(|e| e.id).collect();
+    assert_eq!(focus.ids, ids, "the request and its reply");
+    assert!(!focus.scroll, "scrolled to once");
+}
+
+#[test]
+fn the_learning_toggle_enables_every_button() {
+    let mut harness = fixture(State::Init);
+    click(&mut harness, "Let me send it anyway");
+    assert_eq!(enabled_buttons(&harness), [true; 4]);
+    click(&mut harness, "PLAY");
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::Force(Forced::Play)]
+    );
+    let config = harness.state().engine_config().cloned();
+    assert!(config.is_some(), "an engine is started for it in INIT");
+}
+
+#[test]
+fn play_sent_anyway_in_init_gets_455_from_the_embedded_server() {
+    let app = PlayerApp::new(&egui::Context::default(), AppOptions::default());
+    let mut harness = live_harness(app);
+    set_text(&mut harness, "RTP port", "0");
+    click(&mut harness, "Let me send it anyway");
+    click(&mut harness, "PLAY");
+    wait_until(&mut harness, "the reply to PLAY", |app| {
+        !app.view().errors.is_empty()
+    });
+    let error = harness.state().view().errors.join("\n");
+    assert!(
+        error.contains("455 Method Not Valid in This State"),
+        "{error}"
+    );
+    assert!(error.contains("stays in INIT"), "{error}");
+    assert!(
+        harness
+            .query_all_by_label_contains("455 Method Not Valid")
+            .next()
+            .is_some(),
+        "shown in the window"
+    );
+    assert_eq!(harness.state().view().state, State::Init);
+    let wire = wire_text(harness.state());
+    assert!(wire.starts_with("PLAY rtsp://127.0.0.1:"), "{wire}");
+    let step = harness
+        .state()
+        .view()
+        .steps
+        .last()
+        .cloned()
+        .expect("a step");
+    assert_eq!((step.from, step.to), (State::Init, State::Init));
+
+    // Nothing is broken: SETUP and PLAY go on as usual.
+    click(&mut harness, "SETUP");
+    wait_for_state(&mut harness, State::Ready);
+    click(&mut harness, "PLAY");
+    wait_for_state(&mut harness, State::Playing);
+    click(&mut harness, "TEARDOWN");
+    wait_for_state(&mut harness, State::Init);
 }

@@ -30,6 +30,11 @@ pub struct ConnectionFields {
     pub password: Option<String>,
     pub dialect: DialectChoice,
     pub transport: TransportChoice,
+    /// Frames fetched ahead after SETUP (0 = off).
+    pub prebuffer: u32,
+    /// How long frames wait to be presented on the sender's clock; None =
+    /// the engine decides (0 on TCP and loopback, 200 ms over UDP).
+    pub latency_ms: Option<u32>,
     /// The URL was edited after the fields: SETUP needs it to be readable,
     /// since the fields may still hold what was there before.
     url_typed: bool,
@@ -48,6 +53,8 @@ impl std::fmt::Debug for ConnectionFields {
             .field("password", &self.password.as_ref().map(|_| PASSWORD_MASK))
             .field("dialect", &self.dialect)
             .field("transport", &self.transport)
+            .field("prebuffer", &self.prebuffer)
+            .field("latency_ms", &self.latency_ms)
             .field("url_typed", &self.url_typed)
             .finish()
     }
@@ -65,6 +72,8 @@ impl Default for ConnectionFields {
             password: None,
             dialect: DialectChoice::Auto,
             transport: TransportChoice::Udp,
+            prebuffer: 0,
+            latency_ms: None,
             url_typed: false,
         };
         fields.fields_edited();
@@ -140,6 +149,8 @@ impl ConnectionFields {
             password: config.password.clone(),
             dialect: config.dialect,
             transport: config.transport,
+            prebuffer: config.prebuffer,
+            latency_ms: config.latency_ms,
             url_typed: false,
         };
         fields.fields_edited();
@@ -209,6 +220,19 @@ impl ConnectionFields {
         self.url = url.to_string();
     }
 
+    /// The URL without its password (or the mask standing for it), to keep
+    /// in the recent URLs and the settings; None when the URL does not read.
+    pub fn url_to_remember(&self) -> Option<String> {
+        let url = RtspUrl::parse(&self.url).ok()?;
+        Some(
+            RtspUrl {
+                password: None,
+                ..url
+            }
+            .to_string(),
+        )
+    }
+
     /// Use these credentials from now on (the URL shows the user name).
     pub fn set_credentials(&mut self, user: &str, password: String) {
         self.user = Some(user.trim().to_owned());
@@ -273,7 +297,8 @@ impl ConnectionFields {
             transport: self.transport,
             user: self.user.clone(),
             password: self.password.clone(),
-            ..ClientConfig::default()
+            prebuffer: self.prebuffer,
+            latency_ms: self.latency_ms,
         })
     }
 }
@@ -298,6 +323,34 @@ mod tests {
         let config = fields.to_config().unwrap();
         assert_eq!(config.rtp_port, DEFAULT_RTP_PORT);
         assert_eq!(config.dialect, DialectChoice::Auto);
+    }
+
+    #[test]
+    fn pre_buffer_and_latency_reach_the_config() {
+        let fields = ConnectionFields {
+            prebuffer: 10,
+            latency_ms: Some(300),
+            ..ConnectionFields::default()
+        };
+        let config = fields.to_config().unwrap();
+        assert_eq!((config.prebuffer, config.latency_ms), (10, Some(300)));
+        let back = ConnectionFields::from_config(&config);
+        assert_eq!((back.prebuffer, back.latency_ms), (10, Some(300)));
+    }
+
+    /// The URL as it may be kept (recent URLs, settings): no password, and
+    /// no mask standing for one.
+    #[test]
+    fn the_url_to_remember_has_no_password() {
+        let fields = typed_url("rtsp://admin:s3cret@camera.local/live");
+        assert_eq!(
+            fields.url_to_remember().as_deref(),
+            Some("rtsp://admin@camera.local:554/live")
+        );
+        assert_eq!(
+            ConnectionFields::default().url_to_remember().as_deref(),
+            Some("rtsp://127.0.0.1:8554/movie.Mjpeg")
+        );
     }
 
     #[test]

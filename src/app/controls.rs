@@ -1,10 +1,13 @@
 //! The connection bar: an `rtsp://` URL and the lab's four fields (Host,
 //! RTSP port, RTP port, File) kept in step, the dialect and transport
-//! choices, and the four buttons (SETUP, PLAY, PAUSE, TEARDOWN), each
-//! enabled only where the RTSP state machine allows it.
+//! choices, the four buttons (SETUP, PLAY, PAUSE, TEARDOWN), each enabled
+//! only where the RTSP state machine allows it unless "Let me send it
+//! anyway" is on, the pre-buffer and latency settings, and the recent URLs.
+
+use std::time::Duration;
 
 use egui::text::{CCursor, CCursorRange};
-use egui::{Button, Id, RichText, TextEdit, vec2};
+use egui::{Button, DragValue, Id, RichText, Slider, TextEdit, vec2};
 
 use super::connection::{ConnectionFields, PASSWORD_MASK, mask_password};
 use super::view::{PlayerView, UiCommand};
@@ -15,7 +18,19 @@ use crate::protocol::State;
 #[derive(Debug, Clone, Default)]
 pub struct Controls {
     pub fields: ConnectionFields,
+    /// URLs that reached READY, newest first, without passwords.
+    pub recent: Vec<String>,
 }
+
+/// How many recent URLs are kept.
+pub const MAX_RECENT: usize = 10;
+
+/// A request in flight longer than this shows the wait indicator.
+const SLOW_REPLY: Duration = Duration::from_millis(400);
+
+/// The latency the slider shows while "auto" is on (the engine's choice
+/// over UDP to another host).
+const AUTO_LATENCY_SHOWN: u32 = 200;
 
 /// Button name, what it does, and the state it needs.
 const BUTTONS: [(ClientCommand, &str, &str, &str); 4] = [
@@ -99,6 +114,7 @@ impl Controls {
         let editable = view.state == State::Init && view.in_flight.is_none();
         ui.horizontal_wrapped(|ui| {
             self.url_field(ui, editable);
+            self.recent_menu(ui, editable);
             ui.separator();
             let fields = &mut self.fields;
             let mut edited = false;
@@ -119,34 +135,157 @@ impl Controls {
             room_for(ui, BUTTONS.len() as f32 * (BUTTON_WIDTH + spacing));
             for (client_command, name, what, when) in BUTTONS {
                 let enabled = view.can_send(client_command);
+                let anyway = !view.machine_allows(client_command);
                 let button =
                     Button::new(RichText::new(name).strong()).min_size(vec2(BUTTON_WIDTH, 0.0));
+                let button = if enabled && anyway {
+                    // Sent anyway: look different from a request the state allows.
+                    button.stroke(egui::Stroke::new(1.0, ui.visuals().warn_fg_color))
+                } else {
+                    button
+                };
                 let disabled_reason = match view.in_flight {
                     Some(pending) if view.state_allows(client_command) => {
                         format!("Waiting for the reply to {}.", command_name(pending))
                     }
                     _ => when.to_owned(),
                 };
+                let hover = if anyway {
+                    format!("{when} Sent anyway, to see what the server says.")
+                } else {
+                    what.to_owned()
+                };
                 let response = ui
                     .add_enabled(enabled, button)
-                    .on_hover_text(what)
+                    .on_hover_text(hover)
                     .on_disabled_hover_text(disabled_reason);
                 if response.clicked() {
                     command = Some(UiCommand::Client(client_command));
                 }
             }
-            if let Some(pending) = view.in_flight {
-                ui.label(
-                    RichText::new(format!(
-                        "waiting for the reply to {}",
-                        command_name(pending)
-                    ))
-                    .italics()
-                    .weak(),
-                );
+            let mut anyway = view.anyway;
+            if ui
+                .checkbox(&mut anyway, "Let me send it anyway")
+                .on_hover_text(
+                    "Enable every button in every state, to see what a server says to a \
+                     request its state machine does not expect (PLAY in INIT, say): \
+                     Streamlab's server answers 455 Method Not Valid in This State; the \
+                     lab's server answers nothing. The client's own state moves only as \
+                     the state machine allows.",
+                )
+                .changed()
+            {
+                command = Some(UiCommand::SendAnyway(anyway));
             }
+            waiting(ui, view);
+        });
+        ui.horizontal_wrapped(|ui| {
+            self.playout(ui, editable);
+            ui.separator();
+            let has_frame = view.frame.is_some();
+            if ui
+                .add_enabled(has_frame, Button::new("Save frame"))
+                .on_hover_text("Save the frame on screen as a PNG picture.")
+                .on_disabled_hover_text("No frame has arrived yet.")
+                .clicked()
+            {
+                command = Some(UiCommand::SaveFrame);
+            }
+            if ui
+                .button("Fullscreen")
+                .on_hover_text("Only the video, on the whole screen (F; Esc leaves).")
+                .clicked()
+            {
+                command = Some(UiCommand::ToggleFullscreen);
+            }
+            ui.label(
+                RichText::new("Keys: Space play/pause, S SETUP, T TEARDOWN, F fullscreen").weak(),
+            );
         });
         command
+    }
+
+    /// Pre-buffer and latency: they go with SETUP, so they are locked like
+    /// the fields while a session exists.
+    fn playout(&mut self, ui: &mut egui::Ui, editable: bool) {
+        let fields = &mut self.fields;
+        ui.add_enabled_ui(editable, |ui| {
+            let label = ui.label("Pre-buffer");
+            ui.add(
+                DragValue::new(&mut fields.prebuffer)
+                    .range(0..=300)
+                    .suffix(" frames"),
+            )
+            .labelled_by(label.id)
+            .on_hover_text(
+                "Frames fetched ahead after SETUP (PLAY, then PAUSE once they are held), so \
+                 that your PLAY starts from the buffer at once. 0 = off.",
+            )
+            .on_disabled_hover_text(LOCKED);
+            ui.separator();
+            let mut auto = fields.latency_ms.is_none();
+            let mut millis = fields.latency_ms.unwrap_or(AUTO_LATENCY_SHOWN);
+            let label = ui.label("Latency");
+            let slider = ui
+                .add_enabled(
+                    !auto,
+                    Slider::new(&mut millis, 0..=2000)
+                        .suffix(" ms")
+                        .step_by(10.0),
+                )
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "How long frames wait before they are shown on the sender's clock, \
+                     so that bursty arrivals play smoothly.",
+                )
+                .on_disabled_hover_text(
+                    "Auto: 0 ms over TCP and on this computer, 200 ms over UDP to another \
+                     host (as GStreamer's jitter buffer).",
+                );
+            let toggled = ui
+                .checkbox(&mut auto, "Auto latency")
+                .on_hover_text(
+                    "Let the player choose: 0 ms over TCP and on this computer, 200 ms \
+                     over UDP to another host.",
+                )
+                .changed();
+            if toggled || slider.changed() {
+                fields.latency_ms = (!auto).then_some(millis);
+            }
+        });
+    }
+
+    /// A menu of the URLs that reached READY before.
+    fn recent_menu(&mut self, ui: &mut egui::Ui, editable: bool) {
+        let mut picked = None;
+        ui.add_enabled_ui(editable && !self.recent.is_empty(), |ui| {
+            ui.menu_button("Recent", |ui| {
+                for url in &self.recent {
+                    if ui.button(url).clicked() {
+                        picked = Some(url.clone());
+                        ui.close();
+                    }
+                }
+            })
+            .response
+            .on_hover_text("URLs played before (passwords are never kept).")
+            .on_disabled_hover_text(if editable {
+                "No URL has been played yet."
+            } else {
+                LOCKED
+            });
+        });
+        if let Some(url) = picked {
+            self.fields.url = url;
+            self.fields.url_edited();
+        }
+    }
+
+    /// Remember `url` as the newest recent URL.
+    pub fn remember(&mut self, url: String) {
+        self.recent.retain(|u| *u != url);
+        self.recent.insert(0, url);
+        self.recent.truncate(MAX_RECENT);
     }
 
     /// The URL field. A password typed or pasted into it is taken out
@@ -255,7 +394,45 @@ pub fn command_name(command: ClientCommand) -> &'static str {
         ClientCommand::Pause => "PAUSE",
         ClientCommand::Teardown => "TEARDOWN",
         ClientCommand::Shutdown => "TEARDOWN (closing)",
+        ClientCommand::Force(f) => command_name(f.command()),
     }
+}
+
+/// While a request is in flight: what is awaited and, once it takes long
+/// enough to notice, a spinner and what the server may be doing (it tells
+/// the window no progress of its own).
+fn waiting(ui: &mut egui::Ui, view: &PlayerView) {
+    let Some(pending) = view.in_flight else {
+        return;
+    };
+    let name = command_name(pending);
+    let slow = view
+        .waiting_since
+        .is_some_and(|t| t.elapsed() >= SLOW_REPLY);
+    if !slow {
+        ui.label(
+            RichText::new(format!("waiting for the reply to {name}"))
+                .italics()
+                .weak(),
+        );
+        ui.ctx().request_repaint_after(SLOW_REPLY);
+        return;
+    }
+    ui.spinner();
+    let why = match pending {
+        ClientCommand::Setup => {
+            " (the server reads through a large file to learn its length before it answers)"
+        }
+        ClientCommand::Play | ClientCommand::PlayFrom { .. } => {
+            " (the server may be re-encoding frames ahead of the playhead)"
+        }
+        _ => "",
+    };
+    ui.label(
+        RichText::new(format!("waiting for the reply to {name}{why}"))
+            .italics()
+            .weak(),
+    );
 }
 
 /// A text field tied to its visible label, so screen readers and the UI

@@ -1,116 +1,201 @@
-//! A small drawing of the RTSP state machine (INIT, READY, PLAYING and the
-//! SETUP / PLAY / PAUSE / TEARDOWN arrows between them) with the current
-//! state filled in and the requests possible from it drawn bold, so students
-//! see the buttons and the state machine as one thing.
+//! The RTSP state machine to step through: INIT, READY and PLAYING with the
+//! SETUP / PLAY / PAUSE / TEARDOWN arrows between them, large enough to read
+//! on a laptop. The current state is filled in; the requests possible from
+//! it are drawn bold; each arrow a request has taken is lit with that
+//! request's CSeq and the reply that moved it. Clicking an arrow (or a line
+//! of the history under it) shows its messages in the wire log, so students
+//! see the buttons, the state machine and the protocol as one thing.
 
 use egui::{
-    Align2, Color32, FontId, Painter, Pos2, Rect, Role, Sense, Stroke, StrokeKind, pos2, vec2,
+    Align2, Color32, FontId, Painter, Pos2, Rect, RichText, Role, Sense, Stroke, StrokeKind, pos2,
+    vec2,
 };
 
 use super::status::state_color;
+use super::view::{PlayerView, Step, UiCommand};
 use crate::protocol::State;
+use crate::protocol::rtsp::Method;
 
-const BOX: egui::Vec2 = vec2(84.0, 26.0);
-/// Vertical room between boxes for the arrows.
-const GAP: f32 = 44.0;
-const MARGIN: f32 = 8.0;
-/// Room left of the centre line for the SETUP / PLAY labels.
-const LEFT_ROOM: f32 = 66.0;
-/// Room right of the centre line for the up arrows' labels and the long
-/// PLAYING -> INIT arrow.
-const RIGHT_ROOM: f32 = 140.0;
+/// Box size for each state.
+const BOX: egui::Vec2 = vec2(116.0, 38.0);
+/// Vertical room between boxes: the arrow's name and two caption lines.
+const GAP: f32 = 84.0;
+const MARGIN: f32 = 10.0;
+/// Room either side of the boxes for the arrows' names and captions.
+const SIDE_ROOM: f32 = 128.0;
+/// Room right of that for the long PLAYING -> INIT arrow.
+const OUTER_ROOM: f32 = 22.0;
+/// History lines shown under the diagram.
+const HISTORY: usize = 8;
 
-pub fn ui(ui: &mut egui::Ui, current: State) {
+/// One arrow of the diagram.
+struct Arrow {
+    method: Method,
+    from: State,
+    to: State,
+}
+
+const fn arrow(method: Method, from: State, to: State) -> Arrow {
+    Arrow { method, from, to }
+}
+
+/// Every transition of the state machine (RFC 2326 appendix A, as the lab
+/// draws it).
+const ARROWS: [Arrow; 5] = [
+    arrow(Method::Setup, State::Init, State::Ready),
+    arrow(Method::Play, State::Ready, State::Playing),
+    arrow(Method::Pause, State::Playing, State::Ready),
+    arrow(Method::Teardown, State::Ready, State::Init),
+    arrow(Method::Teardown, State::Playing, State::Init),
+];
+
+/// The diagram's full size; it fills the width it is given beyond that.
+pub fn min_width() -> f32 {
+    2.0 * SIDE_ROOM + BOX.x + OUTER_ROOM + 2.0 * MARGIN
+}
+
+pub fn ui(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
+    let mut command = None;
     let height = MARGIN * 2.0 + BOX.y * 3.0 + GAP * 2.0;
-    let width = ui.available_width().max(LEFT_ROOM + RIGHT_ROOM);
+    let width = ui.available_width().max(min_width());
     let (rect, response) = ui.allocate_exact_size(vec2(width, height), Sense::hover());
     response.widget_info(|| {
         egui::WidgetInfo::labeled(
             Role::Image,
             true,
-            format!("RTSP state diagram, current state {}", current.name()),
+            format!("RTSP state diagram, current state {}", view.state.name()),
         )
     });
-    if !ui.is_rect_visible(rect) {
-        return;
-    }
 
-    let spare = (rect.width() - LEFT_ROOM - RIGHT_ROOM).max(0.0);
-    let cx = rect.left() + spare / 2.0 + LEFT_ROOM;
+    let spare = (rect.width() - min_width()).max(0.0);
+    let cx = rect.left() + MARGIN + spare / 2.0 + SIDE_ROOM + BOX.x / 2.0;
     let box_at = |row: f32| {
         Rect::from_min_size(
             pos2(cx - BOX.x / 2.0, rect.top() + MARGIN + row * (BOX.y + GAP)),
             BOX,
         )
     };
-    let init = box_at(0.0);
-    let ready = box_at(1.0);
-    let playing = box_at(2.0);
+    let boxes = [
+        (State::Init, box_at(0.0)),
+        (State::Ready, box_at(1.0)),
+        (State::Playing, box_at(2.0)),
+    ];
+    let box_of = |s: State| boxes.iter().find(|(b, _)| *b == s).map(|(_, r)| *r);
+
+    let name_font = FontId::proportional(15.0);
+    let caption_font = FontId::proportional(12.5);
+    let visuals = ui.visuals().clone();
+    let lit = Color32::from_rgb(60, 140, 230);
+    let waiting = view.steps.last().filter(|s| s.waiting());
+
+    for (i, a) in ARROWS.iter().enumerate() {
+        let (Some(upper), Some(lower)) = (box_of(a.from), box_of(a.to)) else {
+            continue;
+        };
+        let down = a.to != State::Init && matches!(a.method, Method::Setup | Method::Play);
+        let (from_pos, to_pos, label_pos, align, outer) = match (down, a.from, a.to) {
+            (true, _, _) => {
+                let x = cx - 18.0;
+                let mid = (upper.bottom() + lower.top()) / 2.0;
+                (
+                    pos2(x, upper.bottom()),
+                    pos2(x, lower.top()),
+                    pos2(x - 10.0, mid),
+                    Align2::RIGHT_CENTER,
+                    false,
+                )
+            }
+            (false, State::Playing, State::Init) => {
+                let x = cx + BOX.x / 2.0 + SIDE_ROOM + OUTER_ROOM / 2.0;
+                (
+                    pos2(x, upper.center().y),
+                    pos2(x, lower.center().y),
+                    pos2(x - 8.0, box_at(1.0).center().y),
+                    Align2::RIGHT_CENTER,
+                    true,
+                )
+            }
+            (false, _, _) => {
+                // Up: the source box is the lower one.
+                let x = cx + 18.0;
+                let mid = (lower.bottom() + upper.top()) / 2.0;
+                (
+                    pos2(x, upper.top()),
+                    pos2(x, lower.bottom()),
+                    pos2(x + 10.0, mid),
+                    Align2::LEFT_CENTER,
+                    false,
+                )
+            }
+        };
+        let step = view.last_step(&a.method, a.from, a.to);
+        let possible = view.state == a.from && view.in_flight.is_none();
+        let on_its_way = waiting.is_some_and(|s| s.method == a.method && s.from == a.from)
+            && view.state == a.from;
+        let color = if on_its_way || step.is_some_and(|s| is_latest(view, s)) {
+            lit
+        } else if possible {
+            visuals.strong_text_color()
+        } else {
+            visuals.weak_text_color()
+        };
+        let stroke = Stroke::new(if possible || on_its_way { 2.5 } else { 1.5 }, color);
+        let painter = ui.painter();
+        if outer {
+            let (start, end) = (
+                box_of(a.from).map_or(from_pos, |r| r.right_center()),
+                box_of(a.to).map_or(to_pos, |r| r.right_center()),
+            );
+            painter.line_segment([start, pos2(from_pos.x, start.y)], stroke);
+            painter.line_segment([pos2(from_pos.x, start.y), pos2(from_pos.x, end.y)], stroke);
+            draw_arrow(painter, pos2(from_pos.x, end.y), end, stroke);
+        } else {
+            draw_arrow(painter, from_pos, to_pos, stroke);
+        }
+
+        // The name, and under it what the last request on this arrow was.
+        let mut lines = vec![(a.method.to_string(), name_font.clone(), color)];
+        if on_its_way {
+            let cseq = waiting
+                .and_then(|s| s.cseq)
+                .map_or(String::new(), |c| format!("CSeq {c} "));
+            lines.push((format!("{cseq}sent..."), caption_font.clone(), color));
+        } else if let Some(step) = step {
+            lines.push((caption(step), caption_font.clone(), color));
+        }
+        let text_rect = paint_lines(painter, label_pos, align, &lines);
+        let id = ui.scope_id().with(("transition", i));
+        let name = format!(
+            "{} {} -> {}{}",
+            a.method,
+            a.from.name(),
+            a.to.name(),
+            step.map_or(String::new(), |s| format!(": {}", caption(s)))
+        );
+        let click = ui.interact(text_rect.expand(4.0), id, Sense::click());
+        click.widget_info(|| egui::WidgetInfo::labeled(Role::Button, step.is_some(), &name));
+        let click = if step.is_some() {
+            click.on_hover_text("Show this request and its reply in the wire log.")
+        } else {
+            click.on_hover_text(format!(
+                "{} has not gone {} -> {} yet.",
+                a.method,
+                a.from.name(),
+                a.to.name()
+            ))
+        };
+        if click.clicked()
+            && let Some(step) = step
+        {
+            command = Some(UiCommand::ShowWire(step.entries()));
+        }
+    }
 
     let painter = ui.painter();
-    let visuals = ui.visuals();
-    let font = FontId::proportional(12.0);
-    let weak = Stroke::new(1.0, visuals.weak_text_color());
-    let strong = Stroke::new(2.0, visuals.strong_text_color());
-    let from = |state: State| if state == current { strong } else { weak };
-    let label = |pos: Pos2, anchor: Align2, text: &str, stroke: Stroke| {
-        painter.text(pos, anchor, text, font.clone(), stroke.color);
-    };
-
-    // Down: SETUP and PLAY on the left of the centre line.
-    for (upper, lower, name, source) in [
-        (init, ready, "SETUP", State::Init),
-        (ready, playing, "PLAY", State::Ready),
-    ] {
-        let x = cx - 14.0;
-        let stroke = from(source);
-        arrow(
-            painter,
-            pos2(x, upper.bottom()),
-            pos2(x, lower.top()),
-            stroke,
-        );
-        let mid = (upper.bottom() + lower.top()) / 2.0;
-        label(pos2(x - 6.0, mid), Align2::RIGHT_CENTER, name, stroke);
-    }
-    // Up: TEARDOWN (READY -> INIT) and PAUSE on the right.
-    for (upper, lower, name, source) in [
-        (init, ready, "TEARDOWN", State::Ready),
-        (ready, playing, "PAUSE", State::Playing),
-    ] {
-        let x = cx + 14.0;
-        let stroke = from(source);
-        arrow(
-            painter,
-            pos2(x, lower.top()),
-            pos2(x, upper.bottom()),
-            stroke,
-        );
-        let mid = (upper.bottom() + lower.top()) / 2.0;
-        label(pos2(x + 6.0, mid), Align2::LEFT_CENTER, name, stroke);
-    }
-    // TEARDOWN from PLAYING goes round the outside, back to INIT.
-    let stroke = from(State::Playing);
-    let out_x = cx + RIGHT_ROOM - 8.0;
-    let (start, end) = (playing.right_center(), init.right_center());
-    painter.line_segment([start, pos2(out_x, start.y)], stroke);
-    painter.line_segment([pos2(out_x, start.y), pos2(out_x, end.y)], stroke);
-    arrow(painter, pos2(out_x, end.y), end, stroke);
-    label(
-        pos2(out_x - 4.0, ready.center().y),
-        Align2::RIGHT_CENTER,
-        "TEARDOWN",
-        stroke,
-    );
-
-    for (state, r) in [
-        (State::Init, init),
-        (State::Ready, ready),
-        (State::Playing, playing),
-    ] {
+    for (state, r) in boxes {
         let color = state_color(ui, state);
-        if state == current {
-            painter.rect_filled(r, 6.0, color);
+        if state == view.state {
+            painter.rect_filled(r, 8.0, color);
             let text_color = if color.intensity() > 0.5 {
                 Color32::BLACK
             } else {
@@ -120,29 +205,196 @@ pub fn ui(ui: &mut egui::Ui, current: State) {
                 r.center(),
                 Align2::CENTER_CENTER,
                 state.name(),
-                font.clone(),
+                FontId::proportional(17.0),
                 text_color,
             );
         } else {
-            painter.rect_stroke(r, 6.0, Stroke::new(1.0, color), StrokeKind::Inside);
+            painter.rect_stroke(r, 8.0, Stroke::new(1.5, color), StrokeKind::Inside);
             painter.text(
                 r.center(),
                 Align2::CENTER_CENTER,
                 state.name(),
-                font.clone(),
+                FontId::proportional(17.0),
                 visuals.text_color(),
             );
         }
     }
+
+    // The newest request, when it moved nothing: beside the state it was
+    // sent in, in red, so the refusal is seen where it happened.
+    if let Some(step) = view.steps.last().filter(|s| !s.moved() && !s.waiting())
+        && let Some(r) = box_of(step.from)
+    {
+        let color = ui.visuals().error_fg_color;
+        let lines = [
+            (
+                format!("{} refused", step.method),
+                caption_font.clone(),
+                color,
+            ),
+            (caption_with(step, code_only), caption_font.clone(), color),
+        ];
+        let lines = if step.unanswered {
+            [
+                (
+                    format!("{} unanswered", step.method),
+                    caption_font.clone(),
+                    color,
+                ),
+                lines[1].clone(),
+            ]
+        } else {
+            lines
+        };
+        let rect = paint_lines(
+            ui.painter(),
+            r.left_center() - vec2(12.0, 0.0),
+            Align2::RIGHT_CENTER,
+            &lines,
+        );
+        let name = format!(
+            "{} in {}: {}",
+            step.method,
+            step.from.name(),
+            full_caption(step)
+        );
+        let click = ui.interact(
+            rect.expand(4.0),
+            ui.scope_id().with("refused"),
+            Sense::click(),
+        );
+        click.widget_info(|| egui::WidgetInfo::labeled(Role::Button, true, &name));
+        if click
+            .on_hover_text("Show this request and its reply in the wire log.")
+            .clicked()
+        {
+            command = Some(UiCommand::ShowWire(step.entries()));
+        }
+    }
+
+    ui.add_space(6.0);
+    if let Some(c) = history(ui, view) {
+        command = Some(c);
+    }
+    command
+}
+
+/// Whether `step` is the newest one: the arrow the state machine took last.
+fn is_latest(view: &PlayerView, step: &Step) -> bool {
+    view.steps
+        .iter()
+        .rev()
+        .find(|s| s.moved())
+        .is_some_and(|s| s.request == step.request)
+}
+
+/// "CSeq 3: 200 OK", short enough for an arrow.
+fn caption(step: &Step) -> String {
+    caption_with(step, short_status)
+}
+
+/// "CSeq 1: 455 Method Not Valid in This State", for the history.
+fn full_caption(step: &Step) -> String {
+    caption_with(step, str::to_owned)
+}
+
+fn caption_with(step: &Step, status_text: fn(&str) -> String) -> String {
+    let cseq = step.cseq.map_or(String::new(), |c| format!("CSeq {c}: "));
+    match (&step.status, step.unanswered) {
+        (Some(status), _) => format!("{cseq}{}", status_text(status)),
+        (None, true) => format!("{cseq}no reply"),
+        (None, false) => format!("{cseq}sent..."),
+    }
+}
+
+/// "455 Method Not Valid in This State" is long for a caption: the code
+/// and the first words.
+fn short_status(status: &str) -> String {
+    const MAX: usize = 22;
+    if status.chars().count() <= MAX {
+        return status.to_owned();
+    }
+    let cut: String = status.chars().take(MAX - 3).collect();
+    format!("{}...", cut.trim_end())
+}
+
+/// Only the status code ("455"): a refusal's label sits in little room.
+fn code_only(status: &str) -> String {
+    status.split(' ').next().unwrap_or(status).to_owned()
+}
+
+/// Draw `lines` as a block anchored at `pos`; returns the block's rect.
+fn paint_lines(
+    painter: &Painter,
+    pos: Pos2,
+    align: Align2,
+    lines: &[(String, FontId, Color32)],
+) -> Rect {
+    let galleys: Vec<_> = lines
+        .iter()
+        .map(|(text, font, color)| painter.layout_no_wrap(text.clone(), font.clone(), *color))
+        .collect();
+    let width = galleys.iter().map(|g| g.size().x).fold(0.0, f32::max);
+    let height: f32 = galleys.iter().map(|g| g.size().y).sum();
+    let block = align.anchor_size(pos, vec2(width, height));
+    let mut y = block.top();
+    for galley in galleys {
+        let x = match align.x() {
+            egui::Align::Min => block.left(),
+            egui::Align::Center => block.center().x - galley.size().x / 2.0,
+            egui::Align::Max => block.right() - galley.size().x,
+        };
+        let h = galley.size().y;
+        painter.galley(pos2(x, y), galley, Color32::PLACEHOLDER);
+        y += h;
+    }
+    block
+}
+
+/// The last requests, newest first, each a line to click.
+fn history(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
+    let mut command = None;
+    ui.label(RichText::new("Requests, newest first").weak());
+    if view.steps.is_empty() {
+        ui.label(
+            RichText::new("Press SETUP: each request and its reply appear here and on the arrows.")
+                .italics()
+                .weak(),
+        );
+        return None;
+    }
+    for step in view.steps.iter().rev().take(HISTORY) {
+        let outcome = if step.moved() && step.from != step.to {
+            format!("{} -> {}", step.from.name(), step.to.name())
+        } else if step.waiting() {
+            format!("in {}, waiting", step.from.name())
+        } else {
+            format!("in {}, stays", step.from.name())
+        };
+        let text = format!("{} ({outcome}) {}", step.method, full_caption(step));
+        let color = if step.moved() || step.waiting() {
+            ui.visuals().text_color()
+        } else {
+            ui.visuals().error_fg_color
+        };
+        if ui
+            .add(egui::Button::new(RichText::new(text).color(color)).frame(false))
+            .on_hover_text("Show this request and its reply in the wire log.")
+            .clicked()
+        {
+            command = Some(UiCommand::ShowWire(step.entries()));
+        }
+    }
+    command
 }
 
 /// A line with a fixed-size head at `to` (egui's own arrow scales its head
 /// with the length, which looks odd on long arrows).
-fn arrow(painter: &Painter, from: Pos2, to: Pos2, stroke: Stroke) {
+fn draw_arrow(painter: &Painter, from: Pos2, to: Pos2, stroke: Stroke) {
     painter.line_segment([from, to], stroke);
     let dir = (to - from).normalized();
     let side = vec2(-dir.y, dir.x);
-    let back = to - dir * 7.0;
-    painter.line_segment([to, back + side * 4.0], stroke);
-    painter.line_segment([to, back - side * 4.0], stroke);
+    let back = to - dir * 9.0;
+    painter.line_segment([to, back + side * 5.0], stroke);
+    painter.line_segment([to, back - side * 5.0], stroke);
 }

@@ -1,6 +1,6 @@
 //! The video area: the latest decoded frame, scaled to fit with its aspect
 //! ratio kept, drawn from one GPU texture whose pixels are replaced only when
-//! a new frame arrives.
+//! a new frame arrives. A double-click on it enters or leaves full screen.
 
 use egui::{Color32, ColorImage, Rect, Sense, TextureHandle, TextureOptions, pos2};
 
@@ -52,8 +52,10 @@ impl VideoPanel {
         self.texture = None;
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, view: &PlayerView) {
-        let (rect, _) = ui.allocate_exact_size(ui.available_size(), Sense::hover());
+    /// Draw the picture (or what to do to get one); the response tells of
+    /// clicks on it.
+    pub fn ui(&mut self, ui: &mut egui::Ui, view: &PlayerView) -> egui::Response {
+        let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click());
         match &self.texture {
             Some(texture) => {
                 let image_rect = fit(texture.size_vec2(), rect);
@@ -77,6 +79,7 @@ impl VideoPanel {
                 );
             }
         }
+        response
     }
 }
 

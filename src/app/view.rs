@@ -5,17 +5,24 @@
 //! is allowed when, what clears an error) can be read and tested in one place.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use crate::app::history::History;
 use crate::net::client::{
     ClientCommand, ClientError, ClientEvent, ClientStats, DecodedFrame, Direction, Timeline,
 };
 use crate::protocol::State;
+// net::client, the usual door to these types, does not re-export it yet.
+use crate::protocol::client::Forced;
+use crate::protocol::rtsp::Method;
+use crate::protocol::session::transition;
 
 /// Oldest wire messages are forgotten past this many, so a session left
 /// running for days cannot grow the log without bound.
 const MAX_WIRE_ENTRIES: usize = 10_000;
+
+/// The state machine's history keeps this many requests.
+const MAX_STEPS: usize = 200;
 
 /// At most this many error lines are kept; a flood of the same failure
 /// should not push the connection bar off the screen.
@@ -38,6 +45,16 @@ pub enum UiCommand {
     /// Seek to this point of the stream (the position bar): PLAY with
     /// `Range: npt=S-` while PLAYING; in READY, at the next PLAY.
     Seek { millis: u64 },
+    /// Show these wire log entries (by [`WireEntry::id`]), scrolled to.
+    ShowWire(Vec<u64>),
+    /// Turn "Let me send it anyway" on or off.
+    SendAnyway(bool),
+    /// The wire log scrolled to the picked entries.
+    WireScrolled,
+    /// Save the shown frame as PNG (the file dialog runs on a worker).
+    SaveFrame,
+    /// Enter or leave full screen.
+    ToggleFullscreen,
     /// Use the user name and password typed into the credentials prompt:
     /// in INIT, SETUP again with them; in a session, the engine sends the
     /// refused request again with them (the app reads them from the
@@ -74,6 +91,9 @@ pub struct FrameInfo {
 /// One RTSP message in the wire log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireEntry {
+    /// Counts up from 1 in the window's life; stays the entry's name when
+    /// older entries are forgotten or the log is cleared.
+    pub id: u64,
     pub at: SystemTime,
     pub direction: Direction,
     /// The message with line endings made uniform and trailing blank lines
@@ -81,6 +101,52 @@ pub struct WireEntry {
     pub text: String,
     /// The CSeq header, if the message has one.
     pub cseq: Option<u32>,
+}
+
+/// One of SETUP, PLAY, PAUSE, TEARDOWN as the state machine saw it: the
+/// request, its reply (or none), and the move it made (or did not make).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// SETUP, PLAY, PAUSE or TEARDOWN.
+    pub method: Method,
+    pub from: State,
+    /// Where the state machine went: `from` when the request was refused
+    /// or not answered.
+    pub to: State,
+    pub cseq: Option<u32>,
+    /// The request's wire log entry.
+    pub request: u64,
+    /// The reply's wire log entry, once it came.
+    pub reply: Option<u64>,
+    /// The reply's status line after the version ("200 OK", "455 Method
+    /// Not Valid in This State"), or None while waiting or when none came.
+    pub status: Option<String>,
+    /// No reply came (the engine gave up waiting).
+    pub unanswered: bool,
+}
+
+impl Step {
+    /// The request went and the reply is still to come.
+    pub fn waiting(&self) -> bool {
+        self.reply.is_none() && !self.unanswered
+    }
+
+    /// The state moved as the state machine says.
+    pub fn moved(&self) -> bool {
+        self.status.as_deref().is_some_and(|s| s.starts_with("200"))
+    }
+
+    /// The wire log entries of this step.
+    pub fn entries(&self) -> Vec<u64> {
+        std::iter::once(self.request).chain(self.reply).collect()
+    }
+}
+
+/// Wire log entries to show, and whether the log still has to scroll to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireFocus {
+    pub ids: Vec<u64>,
+    pub scroll: bool,
 }
 
 /// The embedded server, as the window shows it.
@@ -127,11 +193,30 @@ pub struct PlayerView {
     /// A seek not sent yet: in READY it waits for PLAY; in PLAYING, for the
     /// reply to the request in flight.
     pub pending_seek: Option<u64>,
+    /// "Let me send it anyway": every button is enabled in every state.
+    pub anyway: bool,
+    /// When the request in flight went (for the wait indicator).
+    pub waiting_since: Option<Instant>,
+    /// SETUP, PLAY, PAUSE and TEARDOWN so far, oldest first.
+    pub steps: Vec<Step>,
+    /// Where the state machine is by the steps (the view's `state` follows
+    /// the engine, which says nothing while it switches UDP to TCP).
+    step_state: State,
+    /// The wire log entries picked in the state diagram.
+    pub wire_focus: Option<WireFocus>,
+    /// The id the next wire log entry gets.
+    next_wire_id: u64,
 }
 
 impl PlayerView {
     /// Whether the RTSP state machine allows `command` in the current state.
+    /// With "Let me send it anyway" on, the four buttons are always allowed.
     pub fn state_allows(&self, command: ClientCommand) -> bool {
+        (self.anyway && Forced::of(command).is_some()) || self.machine_allows(command)
+    }
+
+    /// Whether the RTSP state machine itself allows `command` now.
+    pub fn machine_allows(&self, command: ClientCommand) -> bool {
         match command {
             ClientCommand::Setup => self.state == State::Init,
             ClientCommand::Play => self.state == State::Ready,
@@ -140,7 +225,7 @@ impl PlayerView {
             }
             ClientCommand::Pause => self.state == State::Playing,
             ClientCommand::Teardown => matches!(self.state, State::Ready | State::Playing),
-            ClientCommand::Shutdown => true,
+            ClientCommand::Shutdown | ClientCommand::Force(_) => true,
         }
     }
 
@@ -200,6 +285,13 @@ impl PlayerView {
     /// Forget the session (the engine went away, or a new server replaced
     /// the old one). The wire log stays: it is the record of what happened.
     pub fn reset_session(&mut self) {
+        self.waiting_since = None;
+        self.step_state = State::Init;
+        if let Some(step) = self.steps.last_mut()
+            && step.waiting()
+        {
+            step.unanswered = true;
+        }
         self.state = State::Init;
         self.session = None;
         self.frame = None;
@@ -222,7 +314,9 @@ impl PlayerView {
                 }
                 // A state change that answers our own request is the
                 // "next successful action" that retires old errors.
+                self.step_state = state;
                 if self.in_flight.take().is_some() {
+                    self.waiting_since = None;
                     let kept = self.notice_of_request.then(|| self.notice.take());
                     self.dismiss();
                     self.notice = kept.flatten();
@@ -236,10 +330,13 @@ impl PlayerView {
                 }
             }
             ClientEvent::Wire(message) => {
-                let entry = WireEntry::new(message.at, message.direction, &message.text);
+                let mut entry = WireEntry::new(message.at, message.direction, &message.text);
+                self.next_wire_id += 1;
+                entry.id = self.next_wire_id;
                 if entry.cseq.is_some() {
                     self.last_cseq = entry.cseq;
                 }
+                self.record_step(&entry);
                 self.wire.push(entry);
                 if self.wire.len() > MAX_WIRE_ENTRIES {
                     let excess = self.wire.len() - MAX_WIRE_ENTRIES;
@@ -290,6 +387,15 @@ impl PlayerView {
             }
             ClientEvent::Error(error) => {
                 self.in_flight = None;
+                self.waiting_since = None;
+                if matches!(
+                    error,
+                    ClientError::NoReply { .. } | ClientError::Ignored { .. }
+                ) && let Some(step) = self.steps.last_mut()
+                    && step.waiting()
+                {
+                    step.unanswered = true;
+                }
                 self.report(error.to_string());
             }
             ClientEvent::StreamEnded => {
@@ -310,11 +416,76 @@ impl PlayerView {
     }
 }
 
+impl PlayerView {
+    /// Follow SETUP, PLAY, PAUSE and TEARDOWN through the wire log: a
+    /// request opens a step, the reply with its CSeq closes it, and the
+    /// state machine moves by its table when the reply is 200.
+    fn record_step(&mut self, entry: &WireEntry) {
+        let first_line = entry.text.lines().next().unwrap_or("");
+        match entry.direction {
+            Direction::Sent => {
+                let method = Method::parse(first_line.split(' ').next().unwrap_or(""));
+                if !matches!(
+                    method,
+                    Method::Setup | Method::Play | Method::Pause | Method::Teardown
+                ) {
+                    return;
+                }
+                if let Some(step) = self.steps.last_mut()
+                    && step.waiting()
+                {
+                    // TEARDOWN may leave a request behind unanswered.
+                    step.unanswered = true;
+                }
+                self.steps.push(Step {
+                    method,
+                    from: self.step_state,
+                    to: self.step_state,
+                    cseq: entry.cseq,
+                    request: entry.id,
+                    reply: None,
+                    status: None,
+                    unanswered: false,
+                });
+                if self.steps.len() > MAX_STEPS {
+                    self.steps.remove(0);
+                }
+            }
+            Direction::Received => {
+                let Some(step) = self.steps.last_mut() else {
+                    return;
+                };
+                if !step.waiting() || (step.cseq.is_some() && entry.cseq != step.cseq) {
+                    return;
+                }
+                let Some(status) = first_line.split_once(' ').map(|(_, s)| s.trim()) else {
+                    return;
+                };
+                step.reply = Some(entry.id);
+                step.status = Some(status.to_owned());
+                if status.starts_with("200") {
+                    step.to = transition(step.from, &step.method).unwrap_or(step.from);
+                    self.step_state = step.to;
+                }
+            }
+        }
+    }
+
+    /// The newest step that went `from` -> `to` by `method`.
+    pub fn last_step(&self, method: &Method, from: State, to: State) -> Option<&Step> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|s| &s.method == method && s.from == from && s.to == to && s.moved())
+    }
+}
+
 impl WireEntry {
     pub fn new(at: SystemTime, direction: Direction, raw: &str) -> Self {
         let text = raw.replace("\r\n", "\n").trim_end().to_owned();
         let cseq = parse_cseq(&text);
         WireEntry {
+            id: 0,
             at,
             direction,
             text,

@@ -1,10 +1,11 @@
 //! The wire log: every RTSP message the client sent or received, with its
 //! time and direction, exactly as it crossed the wire. This is how students
-//! see the protocol they are implementing.
+//! see the protocol they are implementing. Entries picked in the state
+//! diagram are highlighted and scrolled to.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use egui::{Color32, RichText, ScrollArea};
+use egui::{Color32, Frame, RichText, ScrollArea};
 
 use super::view::{PlayerView, UiCommand, WireEntry};
 use crate::net::client::Direction;
@@ -38,9 +39,14 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
     // The scroll area fills the panel even when empty: a resizable panel
     // remembers the height its contents used, and a one-line hint would
     // otherwise shrink the log for good.
+    let focus = view.wire_focus.as_ref();
+    let focused = |id: u64| focus.is_some_and(|f| f.ids.contains(&id));
+    let mut scroll = focus.is_some_and(|f| f.scroll);
+    let highlight = ui.visuals().selection.bg_fill.gamma_multiply(0.35);
     ScrollArea::vertical()
         .auto_shrink(false)
-        .stick_to_bottom(true)
+        // A picked message stays in view while new ones arrive.
+        .stick_to_bottom(focus.is_none())
         .show(ui, |ui| {
             let Some(first) = view.wire.first().map(|e| e.at) else {
                 ui.label(
@@ -51,16 +57,30 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
                 return;
             };
             for entry in &view.wire {
-                ui.horizontal(|ui| {
-                    ui.label(RichText::new(relative(first, entry.at)).monospace().weak())
-                        .on_hover_text(utc_time_of_day(entry.at));
-                    let (arrow, color) = match entry.direction {
-                        Direction::Sent => ("-> sent", sent_color),
-                        Direction::Received => ("<- received", received_color),
-                    };
-                    ui.label(RichText::new(arrow).monospace().color(color));
+                let picked = focused(entry.id);
+                let frame = if picked {
+                    Frame::new().fill(highlight).inner_margin(2.0)
+                } else {
+                    Frame::new()
+                };
+                let shown = frame.show(ui, |ui| {
+                    ui.set_width(ui.available_width());
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(relative(first, entry.at)).monospace().weak())
+                            .on_hover_text(utc_time_of_day(entry.at));
+                        let (arrow, color) = match entry.direction {
+                            Direction::Sent => ("-> sent", sent_color),
+                            Direction::Received => ("<- received", received_color),
+                        };
+                        ui.label(RichText::new(arrow).monospace().color(color));
+                    });
+                    ui.label(RichText::new(&entry.text).monospace());
                 });
-                ui.label(RichText::new(&entry.text).monospace());
+                if picked && scroll {
+                    shown.response.scroll_to_me(Some(egui::Align::TOP));
+                    scroll = false;
+                    command = Some(UiCommand::WireScrolled);
+                }
                 ui.add_space(4.0);
             }
         });

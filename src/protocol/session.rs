@@ -62,6 +62,34 @@ fn lab_client_allows(state: State, method: &Method) -> bool {
     )
 }
 
+/// Whether the client sends `method` in `state` of its own accord: what
+/// the state machine allows, and in the lab's dialect only what moves the
+/// state (see [`lab_client_allows`]).
+pub fn client_allows(state: State, method: &Method, dialect: Dialect) -> bool {
+    transition(state, method).is_some()
+        && (dialect == Dialect::Standard || lab_client_allows(state, method))
+}
+
+/// Why `method` is not sent in `state`, in words for a student who sent it
+/// anyway; None when the client sends it there.
+pub fn why_not_allowed(state: State, method: &Method, dialect: Dialect) -> Option<&'static str> {
+    if client_allows(state, method, dialect) {
+        return None;
+    }
+    Some(match (method, state) {
+        (Method::Play, State::Init) => "there is no session yet: SETUP makes one",
+        (Method::Pause, State::Init) => "there is no session yet, so nothing plays",
+        (Method::Teardown, State::Init) => "there is no session to end",
+        (Method::Setup, State::Playing) => {
+            "the session is playing: PAUSE or TEARDOWN it before setting it up again"
+        }
+        (Method::Setup, State::Ready) => "the lab's server sets a session up from INIT only",
+        (Method::Play, State::Playing) => "the session already plays",
+        (Method::Pause, State::Ready) => "the session is already paused",
+        _ => "the state machine does not allow it",
+    })
+}
+
 /// Why the client cannot send a request now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientSessionError {
@@ -171,16 +199,26 @@ impl ClientSession {
     /// the track URL in SETUP and the presentation URL elsewhere), if the
     /// state allows it.
     pub fn request_to(&mut self, method: Method, url: &str) -> Result<Request, ClientSessionError> {
-        if let Some((m, _)) = &self.pending {
-            return Err(ClientSessionError::Busy(m.to_string()));
-        }
-        if transition(self.state, &method).is_none()
-            || (self.dialect == Dialect::Lab && !lab_client_allows(self.state, &method))
-        {
+        if self.pending.is_none() && !client_allows(self.state, &method, self.dialect) {
             return Err(ClientSessionError::NotAllowed {
                 method: method.to_string(),
                 state: self.state,
             });
+        }
+        self.request_anyway(method, url)
+    }
+
+    /// Build the next request for `method` to `url` whatever the state, as
+    /// a student does to see what the server says (the state moves only as
+    /// [`transition`] allows, whatever the reply). One request at a time
+    /// still: a second would not know which reply is its own.
+    pub fn request_anyway(
+        &mut self,
+        method: Method,
+        url: &str,
+    ) -> Result<Request, ClientSessionError> {
+        if let Some((m, _)) = &self.pending {
+            return Err(ClientSessionError::Busy(m.to_string()));
         }
         self.cseq += 1;
         let mut r = Request::new(method.clone(), url, self.dialect);
@@ -297,6 +335,47 @@ mod tests {
         assert!(c.request(Method::Pause).is_err(), "PAUSE in READY");
         assert!(c.request(Method::Setup).is_err(), "SETUP in READY");
         assert!(c.request(Method::Teardown).is_ok());
+    }
+
+    #[test]
+    fn a_request_sent_anyway_moves_the_state_only_as_the_table_says() {
+        let mut c = ClientSession::new("movie.Mjpeg", 5008, Dialect::Standard);
+        assert!(c.request(Method::Play).is_err());
+        let play = c.request_anyway(Method::Play, "movie.Mjpeg").unwrap();
+        assert_eq!(play.headers.cseq(), Some(1));
+        assert!(
+            c.request_anyway(Method::Pause, "movie.Mjpeg").is_err(),
+            "one at a time"
+        );
+        // Even a server that says yes does not make INIT play.
+        let mut ok = Response::new(200, Dialect::Standard);
+        ok.headers.push("CSeq", "1");
+        assert!(matches!(
+            c.handle_response(&ok),
+            ClientReply::Done {
+                from: State::Init,
+                to: State::Init,
+                ..
+            }
+        ));
+        assert_eq!(c.state(), State::Init);
+    }
+
+    #[test]
+    fn every_refusal_has_a_reason() {
+        for state in [State::Init, State::Ready, State::Playing] {
+            for method in [Method::Setup, Method::Play, Method::Pause, Method::Teardown] {
+                for dialect in [Dialect::Lab, Dialect::Standard] {
+                    let why = why_not_allowed(state, &method, dialect);
+                    assert_eq!(
+                        why.is_none(),
+                        client_allows(state, &method, dialect),
+                        "{method} in {state}"
+                    );
+                    assert_ne!(why, Some("the state machine does not allow it"));
+                }
+            }
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl ClientConnection {
             return;
         }
         self.auth_retried = true;
-        self.send_request(now, sent.method, sent.url, sent.range, host);
+        self.send(now, sent.method, sent.url, sent.range, sent.anyway, host);
     }
 
     /// Add Authorization when a challenge was answered before. Returns
@@ -101,7 +101,7 @@ impl ClientConnection {
         let Some(sent) = self.last_request.clone() else {
             return false;
         };
-        self.send_request(now, sent.method, sent.url, sent.range, host);
+        self.send(now, sent.method, sent.url, sent.range, sent.anyway, host);
         true
     }
 }

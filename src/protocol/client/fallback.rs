@@ -188,10 +188,14 @@ impl ClientConnection {
                     self.close_media(host);
                 }
             }
-            host.event(Event::Error(ClientError::NoReply {
-                method: m.to_string(),
-                seconds: REPLY_TIMEOUT.as_secs(),
-            }));
+            let error = self
+                .anyway_unanswered(REPLY_TIMEOUT.as_secs())
+                .unwrap_or_else(|| ClientError::NoReply {
+                    method: m.to_string(),
+                    seconds: REPLY_TIMEOUT.as_secs(),
+                });
+            self.end_scratch();
+            host.event(Event::Error(error));
         }
     }
 

@@ -7,7 +7,12 @@
 //! acts through a [`ClientHost`] that owns the sockets (`net::client` in the
 //! program, a recorder in the tests). It never reads a clock or touches a
 //! socket itself, so every timing rule here is tested without waiting.
+//!
+//! Its parts: `types` (what owner and client say to each other), `auth`,
+//! `describe` (what replies teach), `fallback` (every timing rule) and
+//! `anyway` (requests sent whatever the state, for students).
 
+mod anyway;
 mod auth;
 mod describe;
 mod fallback;
@@ -50,6 +55,8 @@ struct Sent {
     method: Method,
     url: String,
     range: Option<String>,
+    /// Sent whatever the state (and so sent again that way after a 401).
+    anyway: bool,
 }
 
 /// One client's RTSP conversation with one server.
@@ -91,6 +98,10 @@ pub struct ClientConnection {
     /// RTP moved to TCP by itself during this session.
     switched: bool,
     timeline: Timeline,
+    /// A request sent anyway, waiting for its reply.
+    anyway: Option<anyway::Anyway>,
+    /// The session carries only a request sent anyway in INIT.
+    scratch: bool,
 }
 
 impl ClientConnection {
@@ -123,6 +134,8 @@ impl ClientConnection {
             ended_told: false,
             switched: false,
             timeline: Timeline::default(),
+            anyway: None,
+            scratch: false,
         }
     }
 
@@ -173,6 +186,9 @@ impl ClientConnection {
     pub fn command(&mut self, now: Instant, cmd: ClientCommand, host: &mut impl ClientHost) {
         if cmd == ClientCommand::Shutdown {
             return self.command(now, ClientCommand::Teardown, host);
+        }
+        if let ClientCommand::Force(forced) = cmd {
+            return self.force(now, forced, host);
         }
         let method = cmd.method();
         if self.step.is_some_and(|s| s >= Step::SwitchTeardown) {
@@ -237,6 +253,8 @@ impl ClientConnection {
         self.step = None;
         self.sent_at = None;
         self.refused = None;
+        self.anyway = None;
+        self.scratch = false;
         if was != State::Init || had_session {
             host.event(Event::State {
                 state: State::Init,
@@ -365,6 +383,24 @@ impl ClientConnection {
         range: Option<String>,
         host: &mut impl ClientHost,
     ) {
+        self.send(now, method, url, range, false, host);
+    }
+
+    /// [`Self::send_request`]; `anyway` sends it whatever the state.
+    fn send(
+        &mut self,
+        now: Instant,
+        method: Method,
+        url: String,
+        range: Option<String>,
+        anyway: bool,
+        host: &mut impl ClientHost,
+    ) {
+        if !anyway {
+            // A request of the client's own replaces one sent anyway (TEARDOWN
+            // may abandon it): its reply must not be taken for the other's.
+            self.anyway = None;
+        }
         let standard = self.standard();
         let Some(session) = self.session.as_mut() else {
             return host.event(Event::Error(ClientError::Other(format!(
@@ -375,7 +411,12 @@ impl ClientConnection {
             // Leaving must always work, even with a reply outstanding.
             session.abandon_pending();
         }
-        let mut request = match session.request_to(method.clone(), &url) {
+        let built = if anyway {
+            session.request_anyway(method.clone(), &url)
+        } else {
+            session.request_to(method.clone(), &url)
+        };
+        let mut request = match built {
             Ok(r) => r,
             Err(e) => return host.event(Event::Error(ClientError::Other(e.to_string()))),
         };
@@ -399,12 +440,14 @@ impl ClientConnection {
             method: method.clone(),
             url,
             range,
+            anyway,
         });
         host.event(Event::Wire {
             direction: Direction::Sent,
             bytes: shown.unwrap_or(bytes),
         });
-        if method == Method::Play {
+        // A PLAY sent anyway starts nothing the client waits for.
+        if method == Method::Play && !anyway {
             self.play_sent = Some(now);
             self.last_packet = None;
             self.no_media_told = false;
@@ -443,12 +486,18 @@ impl ClientConnection {
     }
 
     fn on_response(&mut self, now: Instant, resp: &Response, host: &mut impl ClientHost) {
+        self.take_response(now, resp, host);
+        self.end_scratch();
+    }
+
+    fn take_response(&mut self, now: Instant, resp: &Response, host: &mut impl ClientHost) {
         let Some(session) = self.session.as_mut() else {
             return;
         };
         match session.handle_response(resp) {
             ClientReply::Done { method, to, .. } => {
                 self.sent_at = None;
+                self.anyway_answered(resp.status, &resp.reason, host);
                 self.auth_retried = false;
                 if !matches!(method, Method::GetParameter | Method::Options) {
                     // A keep-alive that passes says nothing of a PLAY that
@@ -518,9 +567,12 @@ impl ClientConnection {
                     return self.switch_setup(now, host);
                 }
                 let error = if status == 401 {
+                    self.anyway = None;
                     ClientError::Auth {
                         had_credentials: self.config.user.is_some(),
                     }
+                } else if let Some(e) = self.anyway_answered(status, &reason, host) {
+                    e
                 } else {
                     ClientError::Status {
                         method: method.to_string(),

@@ -643,3 +643,141 @@ fn live_and_lab_streams_have_no_length() {
     assert_eq!(c.state(), State::Ready);
     assert_eq!(timelines(&h), vec![Timeline::default()]);
 }
+
+/// Reply to the request in flight with `status`.
+fn reply(c: &mut ClientConnection, h: &mut Recorder, now: Instant, status: &str) {
+    let cseq = h.cseq();
+    let reply = format!("RTSP/1.0 {status}\r\nCSeq: {cseq}\r\n\r\n");
+    c.handle_bytes(now, reply.as_bytes(), h);
+}
+
+#[test]
+fn play_sent_anyway_in_init_is_refused_and_init_stays() {
+    let t = Instant::now();
+    let mut c = ClientConnection::new(config());
+    let mut h = Recorder::default();
+    c.start(&mut h);
+    c.command(t, ClientCommand::Force(Forced::Play), &mut h);
+    assert!(
+        h.last_sent()
+            .starts_with("PLAY rtsp://127.0.0.1:8554/movie.Mjpeg RTSP/1.0\r\nCSeq: 1\r\n"),
+        "{}",
+        h.last_sent()
+    );
+    assert!(!h.last_sent().contains("Session:"), "no session to name");
+    assert!(h.media.is_empty(), "no RTP port opened for it");
+    reply(&mut c, &mut h, t, "455 Method Not Valid in This State");
+    assert_eq!(c.state(), State::Init);
+    assert!(!c.has_session(), "the scratch session is gone");
+    assert!(h.states().is_empty(), "the state never moved");
+    let Some(ClientError::NotValidHere {
+        method,
+        state,
+        code,
+        why,
+        ..
+    }) = h.errors().last().cloned()
+    else {
+        panic!("{:?}", h.errors())
+    };
+    assert_eq!((method.as_str(), *state, *code), ("PLAY", State::Init, 455));
+    assert!(why.contains("SETUP"), "{why}");
+    let shown = h.errors().last().unwrap().to_string();
+    assert!(shown.contains("stays in INIT"), "{shown}");
+
+    // The client goes on as if nothing happened.
+    c.command(t, ClientCommand::Setup, &mut h);
+    assert_eq!(h.last_method(), "OPTIONS");
+}
+
+#[test]
+fn a_request_the_state_allows_is_the_plain_one() {
+    let (mut c, mut h, t) = ready(config(), SDP);
+    c.command(t, ClientCommand::Force(Forced::Play), &mut h);
+    assert_eq!(h.last_method(), "PLAY");
+    ok(&mut c, &mut h, t, "", "");
+    assert_eq!(c.state(), State::Playing);
+    assert!(h.events.contains(&Event::PlaySent));
+}
+
+#[test]
+fn silence_from_a_lab_server_is_explained_and_the_state_stays() {
+    let t = Instant::now();
+    let mut c = ClientConnection::new(ClientConfig {
+        dialect: DialectChoice::Lab,
+        ..config()
+    });
+    let mut h = Recorder::default();
+    c.start(&mut h);
+    c.command(t, ClientCommand::Setup, &mut h);
+    ok(&mut c, &mut h, t, "Session: 123456\r\n", "");
+    assert_eq!(c.state(), State::Ready);
+    // The lab's client never sends PAUSE in READY: its server ignores it.
+    c.command(t, ClientCommand::Force(Forced::Pause), &mut h);
+    assert_eq!(
+        h.last_sent(),
+        "PAUSE movie.Mjpeg RTSP/1.0\nCSeq: 2\nSession: 123456"
+    );
+    assert_eq!(c.poll_timeout(), Some(t + REPLY_TIMEOUT));
+    c.handle_timeout(t + REPLY_TIMEOUT, &mut h);
+    let last = h.errors().last().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        matches!(
+            h.errors().last(),
+            Some(ClientError::Ignored {
+                state: State::Ready,
+                ..
+            })
+        ),
+        "{last}"
+    );
+    assert!(last.contains("the lab's server ignores"), "{last}");
+    assert!(last.contains("455"), "{last}");
+    assert_eq!(c.state(), State::Ready);
+    assert_eq!(c.session_id(), Some("123456"));
+    // PLAY goes as usual after it.
+    c.command(t, ClientCommand::Play, &mut h);
+    assert_eq!(
+        h.last_sent(),
+        "PLAY movie.Mjpeg RTSP/1.0\nCSeq: 3\nSession: 123456"
+    );
+}
+
+#[test]
+fn a_server_that_accepts_a_request_sent_anyway_does_not_move_the_state() {
+    let t = Instant::now();
+    let mut c = ClientConnection::new(config());
+    let mut h = Recorder::default();
+    c.start(&mut h);
+    c.command(t, ClientCommand::Force(Forced::Teardown), &mut h);
+    assert_eq!(h.last_method(), "TEARDOWN");
+    reply(&mut c, &mut h, t, "200 OK");
+    assert_eq!(c.state(), State::Init);
+    assert!(!c.has_session());
+    assert!(h.errors().is_empty(), "{:?}", h.errors());
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::Notice(n) if n.contains("accepted TEARDOWN in INIT"))),
+        "{:?}",
+        h.events
+    );
+}
+
+#[test]
+fn teardown_after_a_request_sent_anyway_is_not_taken_for_its_reply() {
+    let (mut c, mut h, t) = playing(config());
+    c.command(t, ClientCommand::Force(Forced::Setup), &mut h);
+    assert_eq!(h.last_method(), "SETUP");
+    // No reply; the user leaves.
+    c.command(t, ClientCommand::Teardown, &mut h);
+    ok(&mut c, &mut h, t, "", "");
+    assert_eq!(c.state(), State::Init);
+    assert!(
+        !h.events
+            .iter()
+            .any(|e| matches!(e, Event::Notice(n) if n.contains("accepted"))),
+        "{:?}",
+        h.events
+    );
+}

@@ -141,6 +141,46 @@ pub enum ClientCommand {
     Teardown,
     /// Send TEARDOWN if a session exists, then stop every engine thread.
     Shutdown,
+    /// Send this request whatever the state (the window's "Let me send it
+    /// anyway"), to see what the server says: PLAY in INIT, say. Where the
+    /// state allows it, it is the plain command. The client's state moves
+    /// only as the state machine allows, whatever the reply; a refusal or
+    /// silence is explained ([`ClientError::NotValidHere`],
+    /// [`ClientError::Ignored`]).
+    Force(Forced),
+}
+
+/// A request the learning toggle may send in any state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forced {
+    Setup,
+    Play,
+    Pause,
+    Teardown,
+}
+
+impl Forced {
+    /// The command that sends this request where the state allows it.
+    pub fn command(self) -> ClientCommand {
+        match self {
+            Forced::Setup => ClientCommand::Setup,
+            Forced::Play => ClientCommand::Play,
+            Forced::Pause => ClientCommand::Pause,
+            Forced::Teardown => ClientCommand::Teardown,
+        }
+    }
+
+    /// The request for one of the four buttons' commands (None for the others).
+    pub fn of(command: ClientCommand) -> Option<Forced> {
+        match command {
+            ClientCommand::Setup => Some(Forced::Setup),
+            ClientCommand::Play => Some(Forced::Play),
+            ClientCommand::Pause => Some(Forced::Pause),
+            ClientCommand::Teardown => Some(Forced::Teardown),
+            ClientCommand::Force(f) => Some(f),
+            ClientCommand::PlayFrom { .. } | ClientCommand::Shutdown => None,
+        }
+    }
 }
 
 impl ClientCommand {
@@ -151,6 +191,7 @@ impl ClientCommand {
             ClientCommand::Play | ClientCommand::PlayFrom { .. } => Method::Play,
             ClientCommand::Pause => Method::Pause,
             ClientCommand::Teardown | ClientCommand::Shutdown => Method::Teardown,
+            ClientCommand::Force(f) => f.command().method(),
         }
     }
 }
@@ -186,6 +227,33 @@ pub enum ClientError {
     Auth { had_credentials: bool },
     #[error("the stream is {codec}, not Motion-JPEG: Streamlab plays only MJPEG (RTP/JPEG)")]
     NotJpeg { codec: String },
+    /// A request sent anyway, in a state the client would not send it in,
+    /// refused by the server (our server: 455 Method Not Valid in This State).
+    #[error(
+        "the server answered {method} with {code} {reason}: {method} is not valid in {state}, \
+         because {why}. The client stays in {state}."
+    )]
+    NotValidHere {
+        method: String,
+        state: State,
+        code: u16,
+        reason: String,
+        why: &'static str,
+    },
+    /// A request sent anyway got no reply at all: what the lab's server
+    /// does with a request its state machine does not expect.
+    #[error(
+        "no reply to {method} within {seconds} s. {method} is not valid in {state} \
+         ({why}); the lab's server ignores a request it does not expect and answers \
+         nothing, where a standard server answers 455 Method Not Valid in This State. \
+         The client stays in {state}."
+    )]
+    Ignored {
+        method: String,
+        state: State,
+        seconds: u64,
+        why: &'static str,
+    },
     #[error("{0}")]
     Other(String),
 }
