@@ -544,15 +544,16 @@ impl ClientHost for Io {
                 text: String::from_utf8_lossy(&bytes).into_owned(),
             })),
             Event::State { state, session } => {
-                match state {
-                    State::Playing => with_stats(&self.stats, |s| {
+                if state == State::Playing {
+                    with_stats(&self.stats, |s| {
                         s.play_replied.get_or_insert(Instant::now());
-                    }),
-                    State::Init => with_stats(&self.stats, |s| s.play_replied = None),
-                    State::Ready => {}
+                    });
                 }
                 if state == State::Ready && self.last_state == State::Init {
                     self.setup_done = true;
+                    // A new session: its records count from its own PLAY.
+                    // (Not at INIT: the last records come after TEARDOWN.)
+                    with_stats(&self.stats, |s| s.play_replied = None);
                 }
                 self.last_state = state;
                 self.events.send(ClientEvent::State { state, session })
