@@ -263,6 +263,35 @@ fn presentation_deviations(frames: &Csv) -> Vec<f64> {
         .collect()
 }
 
+/// Run `during` while a thread of the test sleeps on an absolute
+/// schedule of one frame period, as a presenting thread does; return what
+/// `during` gave and how far that thread's intervals strayed from the
+/// period (ms): the floor no presentation on this machine, at this
+/// moment, can beat.
+fn with_timer_floor<T>(during: impl FnOnce() -> T) -> (T, Vec<f64>) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let sleeper = std::thread::spawn(move || {
+        let period = Duration::from_secs_f64(PERIOD_MS / 1e3);
+        let start = Instant::now();
+        let mut woke = Vec::new();
+        for k in 1.. {
+            if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let due = start + period * k;
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            woke.push(Instant::now());
+        }
+        woke.windows(2)
+            .map(|w| (w[1].duration_since(w[0]).as_secs_f64() * 1e3 - PERIOD_MS).abs())
+            .collect()
+    });
+    let out = during();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    (out, sleeper.join().unwrap())
+}
+
 #[test]
 fn a_playout_delay_smooths_delay_bursts_and_none_does_not() {
     let server = server(media_root(), 20);
@@ -274,24 +303,29 @@ fn a_playout_delay_smooths_delay_bursts_and_none_does_not() {
         ..Impairment::default()
     };
     let mut p99 = Vec::new();
+    let mut floor = Vec::new();
     for latency in ["300", "0"] {
         let relay = Relay::start(server.local_addr(), bursts);
-        let run = probe(
-            relay.port(),
-            &["--latency", latency, "--frames", "80"],
-            Duration::from_secs(20),
-        );
+        let (run, floor_dev) = with_timer_floor(|| {
+            probe(
+                relay.port(),
+                &["--latency", latency, "--frames", "80"],
+                Duration::from_secs(20),
+            )
+        });
         let c = relay.counts();
         let dev = presentation_deviations(&run.frames);
         assert!(dev.len() > 50, "{:?}", run.frames.statuses());
         let (p50, p99_) = (percentile(&dev, 50.0), percentile(&dev, 99.0));
+        let floor_p99 = percentile(&floor_dev, 99.0);
         println!(
-            "--latency {latency}: {} bursts held; presented intervals deviate from {PERIOD_MS} ms by p50 {p50:.2} ms, p99 {p99_:.2} ms, max {:.2} ms over {} intervals; frames {:?}",
+            "--latency {latency}: {} bursts held; presented intervals deviate from {PERIOD_MS} ms by p50 {p50:.2} ms, p99 {p99_:.2} ms, max {:.2} ms over {} intervals (a sleeping thread's: p99 {floor_p99:.2} ms); frames {:?}",
             c.bursts,
             percentile(&dev, 100.0),
             dev.len(),
             run.frames.statuses()
         );
+        floor.push(floor_p99);
         assert!(c.bursts >= 3, "{c:?}");
         if latency == "300" {
             // Every frame is in hand 100 ms before it is due.
@@ -303,8 +337,17 @@ fn a_playout_delay_smooths_delay_bursts_and_none_does_not() {
     // With the buffer, what is left is how late the presenting thread
     // wakes: these VMs measured p99 3.5-5.6 ms, max 7 ms for a sleeping
     // thread (toolchain notes), and an interval is the difference of two
-    // such wake-ups. 10 ms leaves room for that; a burst shows as 150 ms.
-    assert!(p99[0] <= 10.0, "with --latency 300: p99 {:.2} ms", p99[0]);
+    // such wake-ups. 10 ms leaves room for that on a quiet machine; on a
+    // busy one a sleeping thread of the test's own, measured in the same
+    // run, strays further, and the presenter gets that (plus 5 ms for its
+    // own work) too. A burst shows as 150 ms or more either way.
+    let bound = 10.0f64.max(floor[0] + 5.0);
+    assert!(
+        p99[0] <= bound,
+        "with --latency 300: p99 {:.2} ms, over {bound:.2} ms (a sleeping thread: {:.2} ms)",
+        p99[0],
+        floor[0]
+    );
     // Without it, frames held 200 ms come out at once: intervals near 0
     // after one near 250 ms.
     assert!(p99[1] > 40.0, "with --latency 0: p99 {:.2} ms", p99[1]);
