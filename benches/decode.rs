@@ -9,8 +9,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
+use streamlab::media::decode::decode_rgba;
 use streamlab::media::{MjpegFile, pattern};
-use streamlab::net::client::decode_rgba;
 
 fn frames() -> Vec<(&'static str, Vec<u8>)> {
     let movie = MjpegFile::open(std::path::Path::new(concat!(

@@ -18,9 +18,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use streamlab::media::decode::decode_rgba;
 use streamlab::media::pattern::pattern_rgb;
 use streamlab::media::rtp_ready::{RTP_QUALITY, reencode_for_rtp};
-use streamlab::net::client::decode_rgba;
 
 /// Distinct frames (the box moves and the counter changes in each).
 const DISTINCT: u32 = 100;

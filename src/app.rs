@@ -9,11 +9,14 @@
 //! returns an optional [`UiCommand`]; the app applies commands after drawing,
 //! so no panel touches a socket or a thread.
 
+mod analysis;
 mod auth;
 mod banner;
 mod connection;
 mod controls;
 mod diagram;
+mod history;
+mod inspector;
 mod seek;
 mod serve;
 mod status;
@@ -116,12 +119,34 @@ enum Link {
 }
 
 /// The player window.
+/// The views of the bottom panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BottomTab {
+    WireLog,
+    Analysis,
+    Inspector,
+}
+
+impl BottomTab {
+    fn name(self) -> &'static str {
+        match self {
+            BottomTab::WireLog => "Wire log",
+            BottomTab::Analysis => "Analysis",
+            BottomTab::Inspector => "RTP inspector",
+        }
+    }
+}
+
 pub struct PlayerApp {
     view: PlayerView,
     controls: controls::Controls,
     prompt: auth::CredentialsPrompt,
     seek_bar: seek::SeekBar,
     serve_bar: serve::ServeBar,
+    analysis: analysis::AnalysisPanel,
+    inspector: inspector::InspectorPanel,
+    /// Which view the bottom panel shows.
+    bottom: BottomTab,
     video: video::VideoPanel,
     picker: serve::FilePicker,
     link: Link,
@@ -175,6 +200,9 @@ impl PlayerApp {
             controls: controls::Controls::default(),
             prompt: auth::CredentialsPrompt::default(),
             seek_bar: seek::SeekBar::default(),
+            analysis: analysis::AnalysisPanel::default(),
+            inspector: inspector::InspectorPanel::default(),
+            bottom: BottomTab::WireLog,
             serve_bar: serve::ServeBar::default(),
             video: video::VideoPanel::default(),
             picker: serve::FilePicker::default(),
@@ -217,6 +245,11 @@ impl PlayerApp {
 
     /// Take one engine event, as `logic()` does for each queued event.
     pub fn handle_event(&mut self, event: ClientEvent) {
+        if let ClientEvent::Stats(stats) = &event {
+            self.view
+                .history
+                .push_stats(std::time::Instant::now(), stats);
+        }
         let stale = matches!(
             &event,
             ClientEvent::Error(ClientError::Connect { .. } | ClientError::ServerGone)
@@ -375,10 +408,28 @@ impl PlayerApp {
             });
         egui::Panel::bottom("wire-log")
             .resizable(true)
-            .default_size(220.0)
+            .default_size(260.0)
             .min_size(80.0)
             .show(ui, |ui| {
-                commands.extend(wire_log::ui(ui, &self.view));
+                ui.horizontal(|ui| {
+                    for tab in [
+                        BottomTab::WireLog,
+                        BottomTab::Analysis,
+                        BottomTab::Inspector,
+                    ] {
+                        ui.selectable_value(&mut self.bottom, tab, tab.name());
+                    }
+                });
+                ui.separator();
+                match self.bottom {
+                    BottomTab::WireLog => commands.extend(wire_log::ui(ui, &self.view)),
+                    BottomTab::Analysis => {
+                        let mut history = std::mem::take(&mut self.view.history);
+                        self.analysis.ui(ui, &self.view, &mut history);
+                        self.view.history = history;
+                    }
+                    BottomTab::Inspector => self.inspector.ui(ui, &mut self.view.history),
+                }
             });
         if self.view.seek_bar_shown() {
             egui::Panel::bottom("seek-bar")

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use streamlab::app::{AppOptions, Serve, run_window};
 use streamlab::media::{Framing, pattern};
 use streamlab::net::client::{ClientConfig, DialectChoice, TransportChoice};
-use streamlab::net::probe::{ProbeLimits, probe};
+use streamlab::net::probe::{ProbeLimits, ProbeOutput, probe_to};
 use streamlab::net::server::{Server, ServerConfig};
 
 #[derive(Parser)]
@@ -80,6 +80,14 @@ enum Command {
         /// Print one JSON object instead of a sentence.
         #[arg(long)]
         json: bool,
+        /// Write one row per frame: frame, rtp_timestamp, first_seq,
+        /// last_seq, packets, bytes, arrival_ms, presented_ms, status.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Write one row per packet: seq, timestamp, marker, size,
+        /// arrival_ms, status.
+        #[arg(long, value_name = "FILE")]
+        packets_csv: Option<PathBuf>,
     },
     /// Write a test clip: a moving pattern with a visible frame counter.
     MakeClip {
@@ -108,6 +116,15 @@ struct How {
     /// Local UDP port for RTP with a URL (0: any free one).
     #[arg(long, default_value_t = 0)]
     rtp_port: u16,
+    /// Frames to fetch ahead after SETUP (PLAY, then PAUSE once held), so
+    /// PLAY starts from the buffer at once; 0 = off.
+    #[arg(long, default_value_t = 0, value_name = "FRAMES")]
+    prebuffer: u32,
+    /// Present frames this far behind the sender, on its clock (0: as they
+    /// complete). Default: 0 over TCP and on loopback, 200 over UDP to
+    /// another host.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    latency: Option<u32>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,6 +170,8 @@ impl How {
             TransportArg::Udp => TransportChoice::Udp,
             TransportArg::Tcp => TransportChoice::Tcp,
         };
+        config.prebuffer = self.prebuffer;
+        config.latency_ms = self.latency;
         Ok(config)
     }
 }
@@ -259,6 +278,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seconds,
             start,
             json,
+            csv,
+            packets_csv,
         } => {
             let config = how.config(&target)?;
             let cancel = ctrl_c()?;
@@ -267,7 +288,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seconds,
                 start,
             };
-            let report = probe(config, limits, &cancel);
+            let output = ProbeOutput {
+                frames_csv: csv,
+                packets_csv,
+            };
+            let report = probe_to(config, limits, &output, &cancel);
             if json {
                 println!("{}", report.to_json());
             } else {

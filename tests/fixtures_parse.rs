@@ -19,7 +19,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use streamlab::net::client::decode_rgba;
+use streamlab::media::decode::decode_rgba;
 use streamlab::protocol::State;
 use streamlab::protocol::auth::{self, Answer, Challenge, md5_hex};
 use streamlab::protocol::rtp::{JpegFrame, RtpChecker, SsrcRule};

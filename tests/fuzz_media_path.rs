@@ -12,9 +12,9 @@ use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
+use streamlab::media::decode::decode_rgba;
 use streamlab::media::rtp_ready::{RTP_QUALITY, reencode_for_rtp};
 use streamlab::media::{MjpegFile, pattern};
-use streamlab::net::client::decode_rgba;
 use streamlab::protocol::rtcp::{self, PT_SR};
 use streamlab::protocol::rtp::{
     Accepted, DropReason, JpegFrame, MAX_FRAME, PT_JPEG, RtpChecker, RtpHeader, SsrcRule,

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use common::*;
+use streamlab::media::decode::decode_rgba;
 use streamlab::media::{Framing, MjpegFile, pattern};
-use streamlab::net::client::decode_rgba;
 use streamlab::net::server::{ServerConfig, ServerHandle};
 
 /// Whether `program` can run here; a missing one fails in CI.

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use streamlab::media::MjpegFile;
+use streamlab::media::decode::decode_rgba;
 use streamlab::media::rtp_ready::{RTP_QUALITY, RtpReadyFrames, reencode_for_rtp};
-use streamlab::net::client::decode_rgba;
 use streamlab::protocol::rtp_jpeg::{self, CarryError, Layout};
 
 const MOVIE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/media/movie.Mjpeg");

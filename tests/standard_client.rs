@@ -557,7 +557,7 @@ fn seek_from_our_client_lands_on_the_right_frame() {
     assert_eq!(range.as_deref(), Some("Range: npt=10.000-"));
     let frame = first.unwrap();
     let movie = movie_frames();
-    let at = |n: usize| streamlab::net::client::decode_rgba(&movie[n]).unwrap().2;
+    let at = |n: usize| streamlab::media::decode::decode_rgba(&movie[n]).unwrap().2;
     // 10 s at 20 fps is frame 200; it must look like 200, not like 0.
     let (to_200, to_0) = (mad(&frame.rgba, &at(200)), mad(&frame.rgba, &at(0)));
     assert!(to_200 < 4.0 && to_200 < to_0, "{to_200} vs {to_0}");

@@ -236,6 +236,7 @@ fn stats_are_shown() {
         reordered: 17,
         kernel_drops: Some(29),
         reports_sent: 31,
+        ..ClientStats::default()
     };
     feed(&mut harness, ClientEvent::Stats(stats));
     for value in [

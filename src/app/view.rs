@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use crate::app::history::History;
 use crate::net::client::{
     ClientCommand, ClientError, ClientEvent, ClientStats, DecodedFrame, Direction, Timeline,
 };
@@ -100,6 +101,8 @@ pub struct PlayerView {
     pub last_cseq: Option<u32>,
     pub frame: Option<FrameInfo>,
     pub stats: ClientStats,
+    /// Plot points, recent packets and frame records of this session.
+    pub history: History,
     pub wire: Vec<WireEntry>,
     /// Sentences shown in the error banner until dismissed or until the
     /// next request succeeds.
@@ -213,6 +216,10 @@ impl PlayerView {
     pub fn apply(&mut self, event: ClientEvent) -> Option<DecodedFrame> {
         match event {
             ClientEvent::State { state, session } => {
+                if state == State::Ready && self.state == State::Init {
+                    // A new session: its own plots and records.
+                    self.history.clear();
+                }
                 // A state change that answers our own request is the
                 // "next successful action" that retires old errors.
                 if self.in_flight.take().is_some() {
@@ -262,6 +269,7 @@ impl PlayerView {
                 return Some(frame);
             }
             ClientEvent::Stats(stats) => self.stats = stats,
+            ClientEvent::Records(records) => self.history.push_records(records),
             ClientEvent::Timeline(timeline) => {
                 if timeline.anchor.is_some() && timeline.anchor != self.timeline.anchor {
                     // PLAY answered: it starts there, until frames say more.

@@ -2,11 +2,16 @@
 //! TEARDOWN on the way out (Ctrl-C too), and summarise.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
-use crate::net::client::{ClientCommand, ClientConfig, ClientEvent, ClientHandle, ClientStats};
+use crate::net::client::{
+    ClientCommand, ClientConfig, ClientEvent, ClientHandle, ClientStats, FrameRecord, PacketRecord,
+    Records, millis_since,
+};
 use crate::protocol::State;
 
 /// When to stop playing.
@@ -18,6 +23,120 @@ pub struct ProbeLimits {
     pub seconds: Option<f64>,
     /// PLAY from this point of the stream, in seconds (standard RTSP).
     pub start: Option<f64>,
+}
+
+/// Where the probe writes its records.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeOutput {
+    /// One row per frame.
+    pub frames_csv: Option<PathBuf>,
+    /// One row per packet.
+    pub packets_csv: Option<PathBuf>,
+}
+
+/// The frames CSV's header line.
+pub const FRAMES_CSV_HEADER: &str =
+    "frame,rtp_timestamp,first_seq,last_seq,packets,bytes,arrival_ms,presented_ms,status";
+/// The packets CSV's header line.
+pub const PACKETS_CSV_HEADER: &str = "seq,timestamp,marker,size,arrival_ms,status";
+
+/// A CSV file being written; the first failure is reported once and the
+/// stream goes on without it.
+struct Csv {
+    path: PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Csv {
+    fn create(path: &Path, header: &str, errors: &mut Vec<String>) -> Csv {
+        let mut csv = Csv {
+            path: path.to_path_buf(),
+            out: None,
+        };
+        match std::fs::File::create(path) {
+            Ok(f) => {
+                csv.out = Some(std::io::BufWriter::new(f));
+                csv.line(header, errors);
+            }
+            Err(e) => errors.push(format!(
+                "cannot write {}: {e}; the stream goes on without it",
+                path.display()
+            )),
+        }
+        csv
+    }
+
+    fn line(&mut self, line: &str, errors: &mut Vec<String>) {
+        let Some(out) = self.out.as_mut() else {
+            return;
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            errors.push(format!(
+                "cannot write {}: {e}; the stream goes on without it",
+                self.path.display()
+            ));
+            self.out = None;
+        }
+    }
+
+    fn finish(&mut self, errors: &mut Vec<String>) {
+        if let Some(mut out) = self.out.take()
+            && let Err(e) = out.flush()
+        {
+            errors.push(format!("cannot write {}: {e}", self.path.display()));
+        }
+    }
+}
+
+/// A frame's row in the frames CSV; times in ms since `origin`.
+pub fn frame_row(origin: Option<Instant>, f: &FrameRecord) -> String {
+    let presented = f.presented.map_or(String::new(), |at| {
+        format!("{:.3}", millis_since(origin, at))
+    });
+    format!(
+        "{},{},{},{},{},{},{:.3},{},{}",
+        f.index,
+        f.rtp_timestamp,
+        f.first_seq,
+        f.last_seq,
+        f.packets,
+        f.bytes,
+        millis_since(origin, f.arrival),
+        presented,
+        f.status.csv()
+    )
+}
+
+/// A packet's row in the packets CSV; times in ms since `origin`.
+pub fn packet_row(origin: Option<Instant>, p: &PacketRecord) -> String {
+    format!(
+        "{},{},{},{},{:.3},{}",
+        p.seq,
+        p.timestamp,
+        p.marker as u8,
+        p.size,
+        millis_since(origin, p.at),
+        p.status.csv()
+    )
+}
+
+/// The rows of a batch of records.
+fn write_records(
+    r: &Records,
+    frames: &mut Option<Csv>,
+    packets: &mut Option<Csv>,
+    errors: &mut Vec<String>,
+) {
+    if let Some(csv) = frames.as_mut() {
+        for f in &r.frames {
+            csv.line(&frame_row(r.origin, f), errors);
+        }
+    }
+    if let Some(csv) = packets.as_mut() {
+        for p in &r.packets {
+            csv.line(&packet_row(r.origin, p), errors);
+        }
+    }
 }
 
 /// What a probe saw.
@@ -65,6 +184,29 @@ impl ProbeReport {
             "reordered": self.stats.reordered,
             "kernel_drops": self.stats.kernel_drops,
             "reports_sent": self.stats.reports_sent,
+            "expected": self.stats.net.expected,
+            "loss_percent": round3(self.stats.net.loss_percent),
+            "longest_loss_run": self.stats.net.longest_loss_run,
+            "duplicates": self.stats.net.duplicates,
+            "late": self.stats.net.late,
+            "jitter_ms": round3(self.stats.net.jitter_ms),
+            "frame_jitter_ms": round3(self.stats.net.frame_jitter_ms),
+            "bitrate_kbps": round3(self.stats.net.payload_kbps),
+            "wire_kbps": round3(self.stats.net.wire_kbps),
+            "frames_complete": self.stats.net.frames_complete,
+            "frames_incomplete": self.stats.net.frames_incomplete,
+            "frames_presented": self.stats.frames_presented,
+            "frames_late": self.stats.frames_late,
+            "underruns": self.stats.underruns,
+            "latency_ms": self.stats.net.latency_p50_ms.map(|p50| serde_json::json!({
+                "p50": round3(p50),
+                "p99": self.stats.net.latency_p99_ms.map(round3),
+            })),
+            "presented_latency_ms": self.stats.presented_latency_p50_ms.map(|p50| serde_json::json!({
+                "p50": round3(p50),
+                "p99": self.stats.presented_latency_p99_ms.map(round3),
+            })),
+            "playout_latency_ms": self.stats.latency_ms,
             "width": self.width,
             "height": self.height,
             "ended": self.ended,
@@ -75,6 +217,26 @@ impl ProbeReport {
     }
 
     pub fn summary(&self) -> String {
+        let n = &self.stats.net;
+        let analysis = format!(
+            "; {} of {} packets lost ({:.2}%), {} duplicated, {} reordered, {} late; jitter {:.2} ms per packet, {:.2} ms per frame; {} frames presented, {} late, {} incomplete, {} underruns",
+            n.lost,
+            n.expected,
+            n.loss_percent,
+            n.duplicates,
+            n.reordered,
+            n.late,
+            n.jitter_ms,
+            n.frame_jitter_ms,
+            self.stats.frames_presented,
+            self.stats.frames_late,
+            n.frames_incomplete,
+            self.stats.underruns,
+        );
+        self.sentence() + &analysis
+    }
+
+    fn sentence(&self) -> String {
         let first = self
             .stats
             .first_frame_ms
@@ -103,11 +265,35 @@ impl ProbeReport {
     }
 }
 
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 /// Play `config` headless until a limit, the end of the stream, an error
 /// that ends the session, or `cancel` fires.
 pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -> ProbeReport {
+    probe_to(config, limits, &ProbeOutput::default(), cancel)
+}
+
+/// [`probe`], writing records to the files `output` names.
+pub fn probe_to(
+    config: ClientConfig,
+    limits: ProbeLimits,
+    output: &ProbeOutput,
+    cancel: &Receiver<()>,
+) -> ProbeReport {
+    let prebuffer = config.prebuffer;
     let client = ClientHandle::spawn(config, || {});
     let mut report = ProbeReport::default();
+    let mut frames_csv = output
+        .frames_csv
+        .as_deref()
+        .map(|p| Csv::create(p, FRAMES_CSV_HEADER, &mut report.errors));
+    let mut packets_csv = output
+        .packets_csv
+        .as_deref()
+        .map(|p| Csv::create(p, PACKETS_CSV_HEADER, &mut report.errors));
+    let mut saw_playing = false;
     let events = client.events().clone();
     let mut state = State::Init;
     let mut first_frame: Option<Instant> = None;
@@ -132,7 +318,11 @@ pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -
         match ev {
             ClientEvent::State { state: s, .. } => {
                 state = s;
-                if s == State::Ready && play_started.is_none() {
+                saw_playing |= s == State::Playing;
+                // With a pre-buffer the engine PLAYs and PAUSEs by itself
+                // first: PLAY once it is back in READY.
+                let ready = s == State::Ready && (prebuffer == 0 || saw_playing);
+                if ready && play_started.is_none() {
                     play_started = Some(Instant::now());
                     client.send(match limits.start {
                         Some(s) => ClientCommand::PlayFrom {
@@ -167,6 +357,9 @@ pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -
                 break;
             }
             ClientEvent::Notice(n) => report.notices.push(n),
+            ClientEvent::Records(r) => {
+                write_records(&r, &mut frames_csv, &mut packets_csv, &mut report.errors)
+            }
             ClientEvent::Wire(_) | ClientEvent::Timeline(_) => {}
             ClientEvent::Stopped => break,
         }
@@ -202,6 +395,9 @@ pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -
         match events.recv_deadline(deadline) {
             Ok(ClientEvent::State { state: s, .. }) => state = s,
             Ok(ClientEvent::Stats(s)) => report.stats = s,
+            Ok(ClientEvent::Records(r)) => {
+                write_records(&r, &mut frames_csv, &mut packets_csv, &mut report.errors)
+            }
             Ok(ClientEvent::Error(e)) => {
                 report.errors.push(e.to_string());
                 break;
@@ -214,9 +410,19 @@ pub fn probe(config: ClientConfig, limits: ProbeLimits, cancel: &Receiver<()>) -
     client.shutdown(Duration::from_secs(2));
     // The final counters, queued before Stopped.
     for ev in events.try_iter() {
-        if let ClientEvent::Stats(s) = ev {
-            report.stats = s;
+        match ev {
+            ClientEvent::Stats(s) => report.stats = s,
+            ClientEvent::Records(r) => {
+                write_records(&r, &mut frames_csv, &mut packets_csv, &mut report.errors)
+            }
+            _ => {}
         }
+    }
+    for csv in [frames_csv.as_mut(), packets_csv.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        csv.finish(&mut report.errors);
     }
     report
 }

@@ -4,9 +4,12 @@
 //! reads: every function takes bytes and time as arguments and returns
 //! values or actions.
 
+pub mod analysis;
 pub mod auth;
 pub mod client;
 pub mod pacer;
+pub mod playout;
+pub mod receiver;
 pub mod reorder;
 pub mod rtcp;
 pub mod rtp;

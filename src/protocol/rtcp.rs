@@ -8,7 +8,7 @@ pub const PT_SR: u8 = 200;
 pub const PT_RR: u8 = 201;
 
 /// Seconds between 1900 (NTP's epoch) and 1970 (Unix's).
-const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+pub const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 /// An NTP timestamp (seconds and fraction since 1900) from Unix time.
 pub fn ntp_from_unix(unix: std::time::Duration) -> (u32, u32) {
@@ -187,6 +187,9 @@ pub struct RtcpPacket {
     pub ssrc: u32,
     /// For a sender report: the middle 32 bits of its NTP time.
     pub sr_ntp_middle: Option<u32>,
+    /// For a sender report: its NTP time (seconds, fraction) and the RTP
+    /// time that corresponds to it.
+    pub sr_clock: Option<((u32, u32), u32)>,
 }
 
 /// Read the packets of a compound RTCP datagram; None if it is not RTCP.
@@ -201,12 +204,15 @@ pub fn parse_compound(mut buf: &[u8]) -> Option<Vec<RtcpPacket>> {
             return None;
         }
         let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let word = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
         let sr_ntp_middle = (buf[1] == PT_SR && len >= 16)
             .then(|| u32::from_be_bytes([buf[10], buf[11], buf[12], buf[13]]));
+        let sr_clock = (buf[1] == PT_SR && len >= 20).then(|| ((word(8), word(12)), word(16)));
         out.push(RtcpPacket {
             packet_type: buf[1],
             ssrc,
             sr_ntp_middle,
+            sr_clock,
         });
         buf = &buf[len..];
     }
@@ -223,6 +229,7 @@ mod tests {
         let p = parse_compound(&sr).unwrap();
         assert_eq!(p[0].packet_type, PT_SR);
         assert_eq!(p[0].ssrc, 7);
+        assert_eq!(p[0].sr_clock, Some(((1, 2), 3)));
         let rr = receiver_report(9, &ReceptionStats::default());
         let both = [&sr[..], &rr[..]].concat();
         let p = parse_compound(&both).unwrap();
