@@ -162,8 +162,9 @@ fn percentile(xs: &[f64], p: f64) -> f64 {
 
 #[test]
 fn loss_duplicates_and_reorders_are_counted_as_the_relay_counts_them() {
-    // 300 frames at 50 fps: six seconds, ending by itself, so the relay's
-    // counts and the client's cover the same packets.
+    // 300 frames at 50 fps: six seconds, ending by itself (a stream the
+    // probe stops is cut short in flight), so the relay's counts and the
+    // client's cover the same packets.
     let server = server(clip_root(300), 50);
     let relay = Relay::start(
         server.local_addr(),
@@ -209,11 +210,23 @@ fn loss_duplicates_and_reorders_are_counted_as_the_relay_counts_them() {
     );
     assert_eq!(num(v, "duplicates"), c.duplicates as f64, "duplicates");
     assert_eq!(num(v, "reordered"), c.reordered as f64, "reordered");
-    // The per-packet CSV tells the same story as the totals.
+    // The per-packet CSV holds every packet that arrived, in arrival
+    // order: counted again from its rows, it tells what the relay did.
+    let seqs: Vec<u16> = run
+        .packets
+        .column("seq")
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(
+        seqs, c.sent,
+        "the packets CSV is what the relay sent, in order"
+    );
     let statuses = run.packets.statuses();
     let rows = |s: &str| statuses.get(s).copied().unwrap_or(0) as u64;
     assert_eq!(rows("duplicate"), c.duplicates, "{statuses:?}");
-    assert_eq!(rows("reordered"), c.reordered, "{statuses:?}");
+    // A packet has one status: one that came back in order but belongs to
+    // a frame that stayed incomplete reads "dropped:incomplete frame".
+    assert!(rows("reordered") <= c.reordered, "{statuses:?}");
     // No presented frame is missing a packet the relay dropped.
     let dropped: HashSet<u16> = c.dropped_seqs.iter().copied().collect();
     let (first, last, status) = (
@@ -294,7 +307,9 @@ fn with_timer_floor<T>(during: impl FnOnce() -> T) -> (T, Vec<f64>) {
 
 #[test]
 fn a_playout_delay_smooths_delay_bursts_and_none_does_not() {
-    let server = server(media_root(), 20);
+    // 70 frames at 20 fps, 3.5 s, ending by itself: each run's every
+    // frame has had its chance to be presented.
+    let server = server(clip_root(70), 20);
     // Every 600 ms everything is held for 200 ms, then let go at once.
     let bursts = Impairment {
         seed: 3,
@@ -309,12 +324,13 @@ fn a_playout_delay_smooths_delay_bursts_and_none_does_not() {
         let (run, floor_dev) = with_timer_floor(|| {
             probe(
                 relay.port(),
-                &["--latency", latency, "--frames", "80"],
-                Duration::from_secs(20),
+                &["--latency", latency, "--seconds", "20"],
+                Duration::from_secs(25),
             )
         });
         let c = relay.counts();
         let dev = presentation_deviations(&run.frames);
+        assert_eq!(run.json["ended"], true, "{}", run.json);
         assert!(dev.len() > 50, "{:?}", run.frames.statuses());
         let (p50, p99_) = (percentile(&dev, 50.0), percentile(&dev, 99.0));
         let floor_p99 = percentile(&floor_dev, 99.0);
@@ -326,7 +342,7 @@ fn a_playout_delay_smooths_delay_bursts_and_none_does_not() {
             run.frames.statuses()
         );
         floor.push(floor_p99);
-        assert!(c.bursts >= 3, "{c:?}");
+        assert!(c.bursts >= 4, "{c:?}");
         if latency == "300" {
             // Every frame is in hand 100 ms before it is due.
             let statuses = run.frames.statuses();
@@ -355,7 +371,9 @@ fn a_playout_delay_smooths_delay_bursts_and_none_does_not() {
 
 #[test]
 fn jitter_agrees_with_rfc_3550_computed_from_the_packets_csv() {
-    let server = server(media_root(), 20);
+    // 60 frames at 20 fps, ending by itself: the JSON's figure and the
+    // CSV's rows are over the same packets.
+    let server = server(clip_root(60), 20);
     // Each packet delayed by a random 0-8 ms (in order): real jitter.
     let relay = Relay::start(
         server.local_addr(),
@@ -367,9 +385,10 @@ fn jitter_agrees_with_rfc_3550_computed_from_the_packets_csv() {
     );
     let run = probe(
         relay.port(),
-        &["--latency", "0", "--frames", "60"],
-        Duration::from_secs(20),
+        &["--latency", "0", "--seconds", "20"],
+        Duration::from_secs(25),
     );
+    assert_eq!(run.json["ended"], true, "{}", run.json);
     // RFC 3550 A.8 over the packets that count (ok or reordered), in
     // arrival order: D in 90 kHz units, J += (|D| - J) / 16.
     let (ts, at, status) = (
@@ -404,6 +423,47 @@ fn jitter_agrees_with_rfc_3550_computed_from_the_packets_csv() {
     assert!(
         (ours - theirs).abs() <= 0.05 * theirs,
         "{ours} ms here against {theirs} ms reported"
+    );
+}
+
+#[test]
+fn csv_rows_of_a_stream_stopped_by_a_limit_keep_their_times() {
+    // The probe stops after 20 frames and tears down while packets are
+    // still coming: the last rows are written after TEARDOWN, and their
+    // times are still since PLAY's reply.
+    let server = server(media_root(), 20);
+    let relay = Relay::start(server.local_addr(), Impairment::default());
+    let run = probe(
+        relay.port(),
+        &["--latency", "0", "--frames", "20"],
+        Duration::from_secs(20),
+    );
+    let arrivals: Vec<f64> = run
+        .packets
+        .column("arrival_ms")
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let backwards: Vec<(usize, f64, f64)> = arrivals
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1] < w[0])
+        .map(|(i, w)| (i + 2, w[0], w[1]))
+        .collect();
+    assert!(
+        backwards.is_empty(),
+        "packets CSV rows (line, previous arrival_ms, arrival_ms) going back in time: {backwards:?} of {} rows",
+        arrivals.len()
+    );
+    let (status, presented) = (run.frames.col("status"), run.frames.col("presented_ms"));
+    let zero: Vec<&Vec<String>> = run
+        .frames
+        .rows
+        .iter()
+        .filter(|r| r[status] == "presented" && r[presented].parse::<f64>().unwrap() <= 0.0)
+        .collect();
+    assert!(
+        zero.is_empty(),
+        "frames presented at or before PLAY's reply: {zero:?}"
     );
 }
 
@@ -464,6 +524,13 @@ fn prebuffered_play_starts_at_once_and_goes_on_without_a_gap() {
         "the wire log shows the fetch ahead: {sent:?}"
     );
     assert_eq!(early_frames, 0, "nothing is shown before the user's PLAY");
+    let mut held = 0;
+    wait_for(&client, "the buffer's level", |e, _| {
+        if let ClientEvent::Stats(s) = e {
+            held = s.buffer_frames;
+        }
+        held >= 10
+    });
     // The user's PLAY: the first frame comes from the buffer.
     let clicked = Instant::now();
     client.send(ClientCommand::Play);
