@@ -347,52 +347,56 @@ fn a_playout_delay_smooths_delay_bursts_and_none_does_not() {
         burst_hold: Duration::from_millis(200),
         ..Impairment::default()
     };
-    let mut p99 = Vec::new();
-    let mut floor = Vec::new();
-    for latency in ["300", "0"] {
-        let relay = Relay::start(server.local_addr(), bursts);
-        let (run, floor_dev) = with_timer_floor(|| {
-            probe(
+    // A sleeping thread of the test's own, on the same schedule, for as
+    // long as both runs last: how late this machine wakes a thread now.
+    let (p99, floor) = with_timer_floor(|| {
+        ["300", "0"].map(|latency| {
+            let relay = Relay::start(server.local_addr(), bursts);
+            let run = probe(
                 relay.port(),
                 &["--latency", latency, "--seconds", "20"],
                 Duration::from_secs(25),
-            )
-        });
-        let c = relay.counts();
-        let dev = presentation_deviations(&run.frames);
-        assert_eq!(run.json["ended"], true, "{}", run.json);
-        assert!(dev.len() > 50, "{:?}", run.frames.statuses());
-        let (p50, p99_) = (percentile(&dev, 50.0), percentile(&dev, 99.0));
-        let floor_p99 = percentile(&floor_dev, 99.0);
-        println!(
-            "--latency {latency}: {} bursts held; presented intervals deviate from {PERIOD_MS} ms by p50 {p50:.2} ms, p99 {p99_:.2} ms, max {:.2} ms over {} intervals (a sleeping thread's: p99 {floor_p99:.2} ms); frames {:?}",
-            c.bursts,
-            percentile(&dev, 100.0),
-            dev.len(),
-            run.frames.statuses()
-        );
-        floor.push(floor_p99);
-        assert!(c.bursts >= 4, "{c:?}");
-        if latency == "300" {
-            // Every frame is in hand 100 ms before it is due.
-            let statuses = run.frames.statuses();
-            assert_eq!(statuses.get("late"), None, "{statuses:?}");
-        }
-        p99.push(p99_);
-    }
+            );
+            let c = relay.counts();
+            let dev = presentation_deviations(&run.frames);
+            let (p50, p99) = (percentile(&dev, 50.0), percentile(&dev, 99.0));
+            println!(
+                "--latency {latency}: {} bursts held; presented intervals deviate from {PERIOD_MS} ms by p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms over {} intervals; frames {:?}",
+                c.bursts,
+                percentile(&dev, 100.0),
+                dev.len(),
+                run.frames.statuses()
+            );
+            assert_eq!(run.json["ended"], true, "{}", run.json);
+            assert!(dev.len() > 50, "{:?}", run.frames.statuses());
+            assert!(c.bursts >= 4, "{c:?}");
+            if latency == "300" {
+                // Every frame is in hand 100 ms before it is due.
+                let statuses = run.frames.statuses();
+                assert_eq!(statuses.get("late"), None, "{statuses:?}");
+            }
+            p99
+        })
+    });
+    let (floor_p99, floor_max) = (percentile(&floor, 99.0), percentile(&floor, 100.0));
+    println!(
+        "a sleeping thread's intervals meanwhile: p99 {floor_p99:.2} ms, max {floor_max:.2} ms over {}",
+        floor.len()
+    );
     // With the buffer, what is left is how late the presenting thread
-    // wakes: these VMs measured p99 3.5-5.6 ms, max 7 ms for a sleeping
-    // thread (toolchain notes), and an interval is the difference of two
-    // such wake-ups. 10 ms leaves room for that on a quiet machine; on a
-    // busy one a sleeping thread of the test's own, measured in the same
-    // run, strays further, and the presenter gets that (plus 5 ms for its
-    // own work) too. A burst shows as 150 ms or more either way.
-    let bound = 10.0f64.max(floor[0] + 5.0);
+    // wakes, and an interval is the difference of two such wake-ups. A
+    // quiet VM of this kind wakes a sleeping thread p99 3.5-5.6 ms, max
+    // 7 ms late (toolchain notes): 10 ms leaves room for that. A busy one
+    // (other builds on the 2 cores) now and then wakes any thread 20-40 ms
+    // late, and the p99 of some 70 intervals is their worst: so the bound
+    // is the worst the test's own sleeping thread saw in the same runs,
+    // plus 5 ms for the presenter's own work, when that is more. A burst
+    // shows as 150 ms or more either way.
+    let bound = 10.0f64.max(floor_max + 5.0);
     assert!(
         p99[0] <= bound,
-        "with --latency 300: p99 {:.2} ms, over {bound:.2} ms (a sleeping thread: {:.2} ms)",
-        p99[0],
-        floor[0]
+        "with --latency 300: p99 {:.2} ms, over {bound:.2} ms (a sleeping thread: max {floor_max:.2} ms)",
+        p99[0]
     );
     // Without it, frames held 200 ms come out at once: intervals near 0
     // after one near 250 ms.
