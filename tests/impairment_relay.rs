@@ -59,7 +59,7 @@ fn exchange(rtsp: &mut TcpStream, request: &str) -> String {
 struct Standard {
     relay: Relay,
     /// Keeps the RTSP connection (and so the route) open.
-    _rtsp: TcpStream,
+    rtsp: TcpStream,
     client_rtp: UdpSocket,
     client_rtcp: UdpSocket,
     server_rtp: UdpSocket,
@@ -118,7 +118,7 @@ fn standard_setup(impair: Impairment) -> Standard {
     );
     Standard {
         relay,
-        _rtsp: rtsp,
+        rtsp,
         client_rtp,
         client_rtcp,
         server_rtp,
@@ -146,8 +146,30 @@ fn standard_setup_is_rewritten_both_ways_and_rtcp_crosses_untouched() {
     let (n, from) = s.server_rtcp.recv_from(&mut buf).expect("RTCP reaches S");
     assert_eq!(&buf[..n], rr);
     assert_eq!(from.port(), r + 1, "from the port the server was told");
-    let c = s.relay.counts();
-    assert_eq!((c.rtcp_to_client, c.rtcp_to_server), (1, 1), "{c:?}");
+    // Counted once sent: a moment after the receiver may have it.
+    s.relay.counts_when(Duration::from_secs(5), |c| {
+        (c.rtcp_to_client, c.rtcp_to_server) == (1, 1)
+    });
+    // Dropping the relay joins its threads, which own its sockets: its
+    // ports are free again, with the RTSP connection still open.
+    let rtsp = s.relay.addr();
+    drop(s.relay);
+    assert!(UdpSocket::bind(("127.0.0.1", r)).is_ok(), "RTP port freed");
+    assert!(
+        UdpSocket::bind(("127.0.0.1", r + 1)).is_ok(),
+        "RTCP port freed"
+    );
+    assert!(TcpStream::connect(rtsp).is_err(), "RTSP port closed");
+    let mut rest = Vec::new();
+    let mut client_side = s.rtsp;
+    client_side
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        client_side.read_to_end(&mut rest).ok(),
+        Some(0),
+        "the client's RTSP connection was closed"
+    );
 }
 
 #[test]
