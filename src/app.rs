@@ -17,6 +17,7 @@ mod controls;
 mod diagram;
 mod history;
 mod inspector;
+mod link;
 mod seek;
 mod serve;
 mod status;
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::net::client::{
-    ClientCommand, ClientConfig, ClientError, ClientEvent, ClientHandle, Credentials, DecodedFrame,
+    ClientCommand, ClientConfig, ClientError, ClientEvent, Credentials, DecodedFrame,
 };
 use crate::protocol::State;
 use crate::server_embedded::EmbeddedServer;
@@ -36,11 +37,7 @@ use crate::server_embedded::EmbeddedServer;
 pub use connection::{ConnectionFields, DEFAULT_RTP_PORT};
 pub use view::{AuthNeeded, FrameInfo, PlayerView, ServerInfo, UiCommand, WireEntry};
 
-/// How long closing the window waits for TEARDOWN to go out.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How long SETUP waits for the engine it replaces to let go of its ports.
-const REPLACE_TIMEOUT: Duration = Duration::from_millis(500);
+use link::{EXIT_TIMEOUT, Link};
 
 /// What the window does when it opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,32 +89,6 @@ pub fn run_window(options: AppOptions) -> Result<(), eframe::Error> {
     )
 }
 
-/// A running client engine and what it was started with.
-struct Engine {
-    handle: ClientHandle,
-    config: ClientConfig,
-    /// Its RTSP connection is gone: the next SETUP needs a new engine.
-    stale: bool,
-}
-
-/// Where commands go.
-enum Link {
-    /// Real engines and servers; `ctx` is repainted on every engine event.
-    Live {
-        ctx: egui::Context,
-        engine: Option<Engine>,
-    },
-    /// No network (UI tests): what would have gone out is recorded.
-    Detached {
-        sent: Vec<ClientCommand>,
-        /// Credentials given to the engine in a session.
-        credentials: Vec<Credentials>,
-        served: Vec<PathBuf>,
-        /// What the last SETUP would have started an engine with.
-        config: Option<ClientConfig>,
-    },
-}
-
 /// The player window.
 /// The views of the bottom panel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,10 +132,7 @@ pub struct PlayerApp {
 impl PlayerApp {
     /// The window's app: starts the embedded server `options.serve` asks for.
     pub fn new(ctx: &egui::Context, options: AppOptions) -> PlayerApp {
-        let mut app = PlayerApp::with_link(Link::Live {
-            ctx: ctx.clone(),
-            engine: None,
-        });
+        let mut app = PlayerApp::with_link(Link::live(ctx));
         match &options.serve {
             Serve::Sample => match EmbeddedServer::start_sample() {
                 Ok(server) => app.adopt_server(server),
@@ -184,12 +152,7 @@ impl PlayerApp {
     /// instead of reaching an engine. Feed it events with
     /// [`Self::handle_event`].
     pub fn new_detached(options: AppOptions) -> PlayerApp {
-        let mut app = PlayerApp::with_link(Link::Detached {
-            sent: Vec::new(),
-            credentials: Vec::new(),
-            served: Vec::new(),
-            config: None,
-        });
+        let mut app = PlayerApp::with_link(Link::detached());
         app.start(options);
         app
     }
@@ -237,10 +200,7 @@ impl PlayerApp {
     /// What the current engine was started with (detached apps: what the
     /// last SETUP would have started one with).
     pub fn engine_config(&self) -> Option<&ClientConfig> {
-        match &self.link {
-            Link::Live { engine, .. } => engine.as_ref().map(|e| &e.config),
-            Link::Detached { config, .. } => config.as_ref(),
-        }
+        self.link.engine_config()
     }
 
     /// Take one engine event, as `logic()` does for each queued event.
@@ -267,12 +227,10 @@ impl PlayerApp {
         if let Some(frame) = self.view.apply(event) {
             self.incoming_frame = Some(frame);
         }
-        if let Link::Live { engine, .. } = &mut self.link {
-            if stopped {
-                retire(engine.take(), None);
-            } else if stale && let Some(engine) = engine {
-                engine.stale = true;
-            }
+        if stopped {
+            self.link.engine_stopped();
+        } else if stale {
+            self.link.engine_lost_connection();
         }
         if failed {
             self.autoplay = false;
@@ -298,61 +256,35 @@ impl PlayerApp {
     /// Detached apps: the credentials the prompt gave the engine in a
     /// session since the last call.
     pub fn take_sent_credentials(&mut self) -> Vec<Credentials> {
-        match &mut self.link {
-            Link::Detached { credentials, .. } => std::mem::take(credentials),
-            Link::Live { .. } => Vec::new(),
-        }
+        self.link.take_sent_credentials()
     }
 
     /// Detached apps: the client commands the UI sent since the last call.
     pub fn take_sent_commands(&mut self) -> Vec<ClientCommand> {
-        match &mut self.link {
-            Link::Detached { sent, .. } => std::mem::take(sent),
-            Link::Live { .. } => Vec::new(),
-        }
+        self.link.take_sent_commands()
     }
 
     /// Detached apps: the files the UI asked to serve since the last call.
     pub fn take_serve_requests(&mut self) -> Vec<PathBuf> {
-        match &mut self.link {
-            Link::Detached { served, .. } => std::mem::take(served),
-            Link::Live { .. } => Vec::new(),
-        }
+        self.link.take_serve_requests()
     }
 
     /// Block up to `timeout` for the engine's next event, then take it and
     /// every other queued one. Returns whether any arrived. For tests and
     /// tools that drive the app without a window; the window never blocks.
     pub fn wait_for_event(&mut self, timeout: Duration) -> bool {
-        let Link::Live {
-            engine: Some(engine),
-            ..
-        } = &self.link
-        else {
-            return false;
-        };
-        let Ok(first) = engine.handle.events().recv_timeout(timeout) else {
-            return false;
-        };
-        let rest: Vec<ClientEvent> = engine.handle.events().try_iter().collect();
-        self.handle_event(first);
-        for event in rest {
+        let events = self.link.wait_for_events(timeout);
+        let any = !events.is_empty();
+        for event in events {
             self.handle_event(event);
         }
-        true
+        any
     }
 
     /// Take queued engine events and the file dialog's answer. Runs each
     /// frame before drawing (eframe's `logic()`).
     pub fn pump(&mut self) {
-        let events: Vec<ClientEvent> = match &self.link {
-            Link::Live {
-                engine: Some(engine),
-                ..
-            } => engine.handle.events().try_iter().collect(),
-            _ => Vec::new(),
-        };
-        for event in events {
+        for event in self.link.queued_events() {
             self.handle_event(event);
         }
         if let Some(picked) = self.picker.poll() {
@@ -497,20 +429,7 @@ impl PlayerApp {
             self.send_client(ClientCommand::Setup);
             return;
         }
-        let credentials = Credentials { user, password };
-        match &mut self.link {
-            Link::Detached {
-                credentials: given, ..
-            } => given.push(credentials),
-            Link::Live { engine, .. } => {
-                let Some(engine) = engine else {
-                    return;
-                };
-                engine.config.user = Some(credentials.user.clone());
-                engine.config.password = Some(credentials.password.clone());
-                engine.handle.credentials(credentials);
-            }
-        }
+        self.link.credentials(Credentials { user, password });
         // The refused request is on its way again.
         self.view.in_flight = need.and_then(|n| n.retry);
     }
@@ -562,48 +481,7 @@ impl PlayerApp {
         } else {
             None
         };
-        match &mut self.link {
-            Link::Detached {
-                sent, config: last, ..
-            } => {
-                sent.push(command);
-                if config.is_some() {
-                    *last = config;
-                }
-            }
-            Link::Live { ctx, engine } => {
-                if let Some(config) = config {
-                    let reusable = engine
-                        .as_ref()
-                        .is_some_and(|e| e.config == config && !e.stale);
-                    if !reusable {
-                        // SETUP is possible in INIT only, so the old engine
-                        // has no session to end and stops at once; waiting
-                        // for it frees its RTP port for the new one (a retry
-                        // with other settings keeps the same port).
-                        if let Some(old) = engine.take() {
-                            old.handle.shutdown(REPLACE_TIMEOUT);
-                        }
-                        let ctx = ctx.clone();
-                        // The engine connects as it starts, like the lab client
-                        // does when it opens.
-                        let handle = ClientHandle::spawn(config.clone(), move || {
-                            ctx.request_repaint();
-                        });
-                        *engine = Some(Engine {
-                            handle,
-                            config,
-                            stale: false,
-                        });
-                    }
-                }
-                let Some(engine) = engine else {
-                    // Only SETUP is possible without a session, and it made one.
-                    return;
-                };
-                engine.handle.send(command);
-            }
-        }
+        self.link.send(command, config);
         self.view.in_flight = Some(command);
     }
 
@@ -616,16 +494,8 @@ impl PlayerApp {
             ));
             return;
         }
-        match &mut self.link {
-            Link::Detached { served, .. } => {
-                served.push(path);
-                return;
-            }
-            Link::Live { engine, .. } => {
-                // The session belongs to the old server: end it (TEARDOWN)
-                // before that server stops.
-                retire(engine.take(), self.server.take());
-            }
+        if !self.link.replace_server(path.clone(), &mut self.server) {
+            return;
         }
         self.view.reset_session();
         self.video.clear();
@@ -664,11 +534,7 @@ impl PlayerApp {
     /// End the session (TEARDOWN), the engine and the embedded server, in
     /// that order, waiting up to `timeout` for the engine.
     fn stop_everything(&mut self, timeout: Duration) {
-        if let Link::Live { engine, .. } = &mut self.link
-            && let Some(engine) = engine.take()
-        {
-            engine.handle.shutdown(timeout);
-        }
+        self.link.shutdown(timeout);
         self.server = None;
     }
 }
@@ -691,25 +557,6 @@ impl Drop for PlayerApp {
     fn drop(&mut self) {
         // Also when the app ends without a window closing (tests, embedding).
         self.stop_everything(EXIT_TIMEOUT);
-    }
-}
-
-/// Shut an engine down (sending TEARDOWN if it has a session) and then stop
-/// a server, on a thread of their own so the window never waits on the network.
-fn retire(engine: Option<Engine>, server: Option<EmbeddedServer>) {
-    if engine.is_none() && server.is_none() {
-        return;
-    }
-    let spawned = std::thread::Builder::new()
-        .name("streamlab-retire".to_owned())
-        .spawn(move || {
-            if let Some(engine) = engine {
-                engine.handle.shutdown(EXIT_TIMEOUT);
-            }
-            drop(server);
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("cannot start a thread to stop the old session: {e}");
     }
 }
 

@@ -155,6 +155,18 @@ pub struct ProbeReport {
     pub errors: Vec<String>,
     /// Notices (e.g. RTP moved from UDP to TCP by itself).
     pub notices: Vec<String>,
+    /// This process's resident memory, MB: one minute into playing, and
+    /// at the end (Linux; None elsewhere or for shorter runs).
+    pub rss_mb_after_1min: Option<f64>,
+    pub rss_mb_end: Option<f64>,
+}
+
+/// This process's resident set size in MB, from /proc (Linux).
+fn rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 impl ProbeReport {
@@ -207,6 +219,8 @@ impl ProbeReport {
                 "p99": self.stats.presented_latency_p99_ms.map(round3),
             })),
             "playout_latency_ms": self.stats.latency_ms,
+            "rss_mb_after_1min": self.rss_mb_after_1min.map(round3),
+            "rss_mb_end": self.rss_mb_end.map(round3),
             "width": self.width,
             "height": self.height,
             "ended": self.ended,
@@ -310,6 +324,11 @@ pub fn probe_to(
                     t + Duration::from_secs_f64(s.max(0.0))
                 }),
         };
+        if report.rss_mb_after_1min.is_none()
+            && play_started.is_some_and(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            report.rss_mb_after_1min = rss_mb();
+        }
         let ev = select! {
             recv(events) -> ev => match ev { Ok(ev) => ev, Err(_) => break },
             recv(cancel) -> _ => break,
@@ -367,6 +386,7 @@ pub fn probe_to(
     if let (Some(a), Some(b)) = (first_frame, last_frame) {
         report.playing_seconds = b.duration_since(a).as_secs_f64();
     }
+    report.rss_mb_end = rss_mb();
     // Stopped while SETUP was on its way: let its reply land, so the
     // session it made is torn down rather than left to the server.
     if state == State::Init && play_started.is_none() {
