@@ -1,8 +1,11 @@
 //! Helpers shared by the end-to-end tests: a server on 127.0.0.1 with an
 //! ephemeral port, the lab's sample file, a client that writes the lab's
 //! exact bytes (the test's own, independent of our client engine), and
-//! scripted RTSP servers (replayed cameras, one that wants Digest).
+//! scripted RTSP servers (replayed cameras, one that wants Digest); in
+//! `relay`, an impairment relay between a client and a server.
 #![allow(dead_code)]
+
+pub mod relay;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
