@@ -3,6 +3,7 @@
 //! inspection helpers.
 
 pub mod jpeg;
+pub mod library;
 pub mod mjpeg_file;
 pub mod pattern;
 pub mod reencode;

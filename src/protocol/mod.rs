@@ -13,6 +13,7 @@ pub mod rtp;
 pub mod rtp_jpeg;
 pub mod rtsp;
 pub mod sdp;
+pub mod sender;
 pub mod server;
 pub mod session;
 pub mod timeline;
