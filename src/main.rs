@@ -1,5 +1,6 @@
 //! The `streamlab` command: with no arguments it opens the player window
-//! (already serving the bundled sample); subcommands serve, play, probe
+//! (already serving the bundled sample); subcommands serve, play, probe,
+//! load (many sessions at once, measured)
 //! and make test clips.
 
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use streamlab::app::{AppOptions, Serve, run_window};
 use streamlab::media::{Framing, pattern};
 use streamlab::net::client::{ClientConfig, DialectChoice, TransportChoice};
+use streamlab::net::load::{LoadConfig, LoadTransport};
 use streamlab::net::probe::{ProbeLimits, probe};
 use streamlab::net::server::{Server, ServerConfig};
 
@@ -78,6 +80,30 @@ enum Command {
         #[arg(long, value_name = "SECONDS")]
         start: Option<f64>,
         /// Print one JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put many sessions on an RTSP server at once and measure what they
+    /// get: sessions that reached PLAY, frames, lateness, loss, CPU.
+    Load {
+        /// rtsp://host[:port]/path
+        url: String,
+        /// Sessions to open.
+        #[arg(long, default_value_t = 100)]
+        sessions: usize,
+        /// Seconds measured after every session has had its handshake.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// How RTP travels: UDP, or inside the RTSP connections.
+        #[arg(long, value_enum, default_value_t = TransportArg::Udp)]
+        transport: TransportArg,
+        /// Handshakes in flight at once.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        /// Also measure this process's CPU over the window (the server's).
+        #[arg(long, value_name = "PID")]
+        server_pid: Option<u32>,
+        /// Print one JSON object instead of sentences.
         #[arg(long)]
         json: bool,
     },
@@ -237,6 +263,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!("stopping");
             handle.stop();
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Load {
+            url,
+            sessions,
+            seconds,
+            transport,
+            parallel,
+            server_pid,
+            json,
+        } => {
+            let mut config = LoadConfig::new(url, sessions, seconds);
+            config.transport = match transport {
+                TransportArg::Udp => LoadTransport::Udp,
+                TransportArg::Tcp => LoadTransport::Tcp,
+            };
+            config.parallel = parallel;
+            config.server_pid = server_pid;
+            let result = streamlab::net::load::run(&config)?;
+            if json {
+                println!("{}", result.to_json());
+            } else {
+                println!("{}", result.to_text());
+            }
+            Ok(if result.report.playing > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Play {
             target,

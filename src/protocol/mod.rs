@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod load;
 pub mod pacer;
 pub mod reorder;
 pub mod rtcp;
