@@ -15,7 +15,7 @@ use streamlab::media::{Framing, pattern};
 use streamlab::net::client::{ClientConfig, DialectChoice, TransportChoice};
 use streamlab::net::load::{LoadConfig, LoadTransport};
 use streamlab::net::probe::{ProbeLimits, probe};
-use streamlab::net::server::{Server, ServerConfig};
+use streamlab::net::server::{SenderKind, Server, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +50,10 @@ enum Command {
         /// Start again at the first frame when a file ends.
         #[arg(long = "loop")]
         looping: bool,
+        /// Who sends UDP sessions' RTP: one fan-out thread for all, or a
+        /// thread per session (the old way, kept to measure against).
+        #[arg(long, value_enum, default_value_t = SenderArg::Fanout)]
+        sender: SenderArg,
     },
     /// Open the window connected to a server: an rtsp:// URL, or the lab's
     /// `python ClientLauncher.py HOST PORT RTP_PORT FILE` fields.
@@ -141,6 +145,12 @@ enum DialectArg {
     Auto,
     Standard,
     Lab,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SenderArg {
+    Fanout,
+    Threads,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -246,12 +256,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bind,
             fps,
             looping,
+            sender,
         } => {
             let config = ServerConfig {
                 bind: SocketAddr::new(bind, port),
                 root: Some(root),
                 fps,
                 looping,
+                sender: match sender {
+                    SenderArg::Fanout => SenderKind::Fanout,
+                    SenderArg::Threads => SenderKind::Threads,
+                },
                 ..ServerConfig::default()
             };
             let server = Server::bind(config)?;

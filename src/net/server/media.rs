@@ -1,7 +1,10 @@
-//! A session's RTP sender: one thread per set-up session sends its frames
-//! on the absolute [`Pacer`] schedule over UDP or interleaved in the RTSP
-//! connection, with RTCP sender reports for standard sessions. The rules
-//! it follows (numbering, timestamps, refusals) are in
+//! A session's RTP sender. UDP sessions go to the fan-out sender
+//! ([`super::fanout`], one thread for all); an interleaved session (whose
+//! writes to its RTSP connection may block) gets a thread of its own that
+//! sends its frames on the absolute [`Pacer`] schedule, as every session
+//! did before (still there for UDP with `--sender threads`, to measure
+//! against). Standard sessions get RTCP sender reports. The rules both
+//! follow (numbering, timestamps, refusals) are in
 //! [`crate::protocol::sender`].
 
 use std::io;
@@ -15,8 +18,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rand::Rng;
 use tracing::{debug, info, warn};
 
-use super::Shared;
 use super::connection::Writer;
+use super::fanout::{HubCommand, HubSession};
+use super::{SenderKind, Shared};
 use crate::media::MjpegFile;
 use crate::media::rtp_ready::Viewer;
 use crate::net::udp_batch::UdpBatch;
@@ -32,7 +36,7 @@ use crate::protocol::server::{MediaTransport, Payload, Prepared, SessionInfo};
 /// tunnels.
 pub const STANDARD_MAX_PAYLOAD: usize = 1400;
 /// How often standard sessions get an RTCP sender report.
-const SR_EVERY: Duration = Duration::from_secs(5);
+pub(super) const SR_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) enum MediaCommand {
     Play,
@@ -51,6 +55,17 @@ pub(super) enum Source {
     /// RFC 2435: frames as they can travel, re-encoded once where needed
     /// (ahead of this session's playhead).
     Rfc2435(Viewer),
+}
+
+impl Source {
+    /// Tells sources apart for sharing packetized frames: the file (lab)
+    /// or the file's shared ready frames (RFC 2435).
+    pub(super) fn identity(&self) -> usize {
+        match self {
+            Source::Lab(f) => Arc::as_ptr(f) as usize,
+            Source::Rfc2435(v) => Arc::as_ptr(v.frames()) as usize,
+        }
+    }
 }
 
 /// Where a session's packets go. A frame's RTP packets are queued by
@@ -162,11 +177,59 @@ fn bind_pair(ip: IpAddr) -> io::Result<(UdpSocket, UdpSocket)> {
     Err(last)
 }
 
-/// The thread that sends one session's RTP.
+/// A session's media: its own thread (interleaved sessions, whose writes
+/// may block, and UDP ones when the server is told to use threads), or a
+/// place in the fan-out sender ([`super::fanout`]).
 pub(super) struct MediaSender {
-    commands: Sender<MediaCommand>,
-    thread: JoinHandle<()>,
+    kind: Kind,
     last_rtcp: Arc<Mutex<Option<Instant>>>,
+}
+
+enum Kind {
+    Thread {
+        commands: Sender<MediaCommand>,
+        thread: JoinHandle<()>,
+    },
+    Hub {
+        key: u64,
+        commands: Sender<HubCommand>,
+    },
+}
+
+/// A set-up session's UDP sockets, connected to the client.
+struct UdpOut {
+    rtp: UdpSocket,
+    rtcp: Option<UdpSocket>,
+    server_ports: Option<(u16, u16)>,
+}
+
+fn udp_sockets(
+    local_ip: IpAddr,
+    peer: SocketAddr,
+    rtp_port: u16,
+    rtcp_port: Option<u16>,
+) -> io::Result<UdpOut> {
+    // RTP goes only to the address the RTSP request came from.
+    let (rtp, rtcp) = match rtcp_port {
+        Some(client_rtcp) => {
+            let (rtp, rtcp) = bind_pair(local_ip)?;
+            rtcp.connect(SocketAddr::new(peer.ip(), client_rtcp))?;
+            rtcp.set_nonblocking(true)?;
+            (rtp, Some(rtcp))
+        }
+        None => (UdpSocket::bind(SocketAddr::new(local_ip, 0))?, None),
+    };
+    rtp.connect(SocketAddr::new(peer.ip(), rtp_port))?;
+    let a = rtp.local_addr()?.port();
+    let server_ports = rtcp
+        .as_ref()
+        .and_then(|r| r.local_addr().ok())
+        .map(|r| (a, r.port()));
+    Ok(UdpOut {
+        rtp,
+        rtcp,
+        server_ports,
+    })
 }
 
 impl MediaSender {
@@ -179,92 +242,133 @@ impl MediaSender {
         writer: Writer,
     ) -> io::Result<(MediaSender, Prepared)> {
         let mut rng = rand::rng();
-        let (out, server_ports) = match info.transport {
-            MediaTransport::Udp {
-                rtp_port,
-                rtcp_port,
-            } => {
-                // RTP goes only to the address the RTSP request came from.
-                let (rtp, rtcp) = match rtcp_port {
-                    Some(client_rtcp) => {
-                        let (rtp, rtcp) = bind_pair(local_ip)?;
-                        rtcp.connect(SocketAddr::new(peer.ip(), client_rtcp))?;
-                        rtcp.set_nonblocking(true)?;
-                        (rtp, Some(rtcp))
-                    }
-                    None => (UdpSocket::bind(SocketAddr::new(local_ip, 0))?, None),
-                };
-                rtp.connect(SocketAddr::new(peer.ip(), rtp_port))?;
-                let a = rtp.local_addr()?.port();
-                let ports = rtcp
-                    .as_ref()
-                    .and_then(|r| r.local_addr().ok())
-                    .map(|r| (a, r.port()));
-                (
-                    Out::Udp {
-                        rtp,
-                        rtcp,
-                        batch: UdpBatch::new(),
-                    },
-                    ports,
-                )
-            }
-            MediaTransport::Interleaved {
-                rtp_channel,
-                rtcp_channel,
-            } => (
-                Out::Interleaved {
-                    writer,
-                    rtp_channel,
-                    rtcp_channel,
-                    pending: Vec::new(),
-                },
-                None,
-            ),
-        };
         let numbering = Numbering::new(
             info.payload,
             &info.id,
             (rng.random(), rng.random(), rng.random()),
         );
         let ssrc = numbering.ssrc;
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let last_rtcp = Arc::new(Mutex::new(None));
-        let job = MediaJob {
-            out,
-            source,
-            fps: shared.config.fps,
-            looping: shared.config.looping,
-            max_payload: match info.payload {
-                Payload::Lab => shared.config.max_payload.clamp(1, 65_000),
-                Payload::Rfc2435 => STANDARD_MAX_PAYLOAD,
-            },
-            payload: info.payload,
-            numbering,
-            sequence: numbering.sequence,
-            session: info.id.clone(),
-            peer,
-            last_rtcp: last_rtcp.clone(),
+        let max_payload = match info.payload {
+            Payload::Lab => shared.config.max_payload.clamp(1, 65_000),
+            Payload::Rfc2435 => STANDARD_MAX_PAYLOAD,
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("rtp-{}", info.id))
-            .spawn(move || job.run(rx))?;
+        let last_rtcp = Arc::new(Mutex::new(None));
+        let hub = match (shared.config.sender, info.transport) {
+            (SenderKind::Fanout, MediaTransport::Udp { .. }) => shared.hub.sender(),
+            _ => None,
+        };
+        let (kind, server_ports) = match (info.transport, hub) {
+            (
+                MediaTransport::Udp {
+                    rtp_port,
+                    rtcp_port,
+                },
+                Some(hub),
+            ) => {
+                let out = udp_sockets(local_ip, peer, rtp_port, rtcp_port)?;
+                let key = shared.next_media.fetch_add(1, Ordering::SeqCst);
+                let now = Instant::now();
+                let session = HubSession {
+                    key,
+                    rtp: out.rtp,
+                    rtcp: out.rtcp,
+                    source,
+                    payload: info.payload,
+                    numbering,
+                    fps: shared.config.fps,
+                    looping: shared.config.looping,
+                    max_payload,
+                    session: info.id.clone(),
+                    peer,
+                    last_rtcp: last_rtcp.clone(),
+                    sequence: numbering.sequence,
+                    playing: false,
+                    next_frame: 0,
+                    pacer: Pacer::new(now, shared.config.fps),
+                    sent: Sent::default(),
+                    refusals: Refusals::default(),
+                    batch: UdpBatch::new(),
+                    next_sr: now,
+                    next_rtcp_check: now,
+                };
+                hub.send(HubCommand::Add(Box::new(session)))
+                    .map_err(|_| io::Error::other("the RTP sender has stopped"))?;
+                (Kind::Hub { key, commands: hub }, out.server_ports)
+            }
+            (transport, _) => {
+                let (out, server_ports) = match transport {
+                    MediaTransport::Udp {
+                        rtp_port,
+                        rtcp_port,
+                    } => {
+                        let o = udp_sockets(local_ip, peer, rtp_port, rtcp_port)?;
+                        (
+                            Out::Udp {
+                                rtp: o.rtp,
+                                rtcp: o.rtcp,
+                                batch: UdpBatch::new(),
+                            },
+                            o.server_ports,
+                        )
+                    }
+                    MediaTransport::Interleaved {
+                        rtp_channel,
+                        rtcp_channel,
+                    } => (
+                        Out::Interleaved {
+                            writer,
+                            rtp_channel,
+                            rtcp_channel,
+                            pending: Vec::new(),
+                        },
+                        None,
+                    ),
+                };
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let job = MediaJob {
+                    out,
+                    source,
+                    fps: shared.config.fps,
+                    looping: shared.config.looping,
+                    max_payload,
+                    payload: info.payload,
+                    numbering,
+                    sequence: numbering.sequence,
+                    session: info.id.clone(),
+                    peer,
+                    last_rtcp: last_rtcp.clone(),
+                };
+                let thread = std::thread::Builder::new()
+                    .name(format!("rtp-{}", info.id))
+                    .spawn(move || job.run(rx))?;
+                (
+                    Kind::Thread {
+                        commands: tx,
+                        thread,
+                    },
+                    server_ports,
+                )
+            }
+        };
         shared.sessions.fetch_add(1, Ordering::SeqCst);
         Ok((
-            MediaSender {
-                commands: tx,
-                thread,
-                last_rtcp,
-            },
+            MediaSender { kind, last_rtcp },
             Prepared { server_ports, ssrc },
         ))
     }
 
     pub(super) fn send(&self, command: MediaCommand) {
-        let _ = self.commands.send(command);
+        match &self.kind {
+            Kind::Thread { commands, .. } => {
+                let _ = commands.send(command);
+            }
+            Kind::Hub { key, commands } => {
+                let _ = commands.send(HubCommand::Media(*key, command));
+            }
+        }
     }
 
-    /// Seek and learn where PLAY starts; None if the thread is gone.
+    /// Seek and learn where PLAY starts; None if the sender is gone.
     pub(super) fn prepare(&self, start: Option<usize>) -> Option<(u16, u32, usize)> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.send(MediaCommand::Prepare { start, reply: tx });
@@ -275,10 +379,22 @@ impl MediaSender {
         *self.last_rtcp.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// End the session's media: the thread sees the channel close and exits.
+    /// End the session's media and free its sockets before returning: the
+    /// thread sees its channel close and exits; the fan-out sender drops
+    /// the session and says so.
     pub(super) fn stop(self, shared: &Shared) {
-        drop(self.commands);
-        let _ = self.thread.join();
+        match self.kind {
+            Kind::Thread { commands, thread } => {
+                drop(commands);
+                let _ = thread.join();
+            }
+            Kind::Hub { key, commands } => {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                if commands.send(HubCommand::Remove { key, done: tx }).is_ok() {
+                    let _ = rx.recv_timeout(Duration::from_secs(5));
+                }
+            }
+        }
         shared.sessions.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -303,10 +419,10 @@ struct MediaJob {
 
 /// Counters for sender reports.
 #[derive(Default)]
-struct Sent {
-    frames: u64,
-    packets: u32,
-    octets: u32,
+pub(super) struct Sent {
+    pub frames: u64,
+    pub packets: u32,
+    pub octets: u32,
 }
 
 impl MediaJob {

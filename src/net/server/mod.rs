@@ -7,6 +7,7 @@
 //! socket, a channel or a deadline: none polls.
 
 mod connection;
+mod fanout;
 mod media;
 
 use std::collections::HashMap;
@@ -36,6 +37,8 @@ pub enum ServerError {
     },
     #[error("media root {0} does not exist or is not a folder")]
     Root(PathBuf),
+    #[error("cannot start the RTP sender thread: {0}")]
+    Thread(io::Error),
     #[error("cannot serve {path}: {reason}")]
     Media { path: PathBuf, reason: String },
 }
@@ -65,6 +68,19 @@ pub struct ServerConfig {
     /// the sessions' playheads (true), or in the sender's path when each
     /// frame is due (false: only for measuring what the worker gains).
     pub encode_ahead: bool,
+    /// Who sends UDP sessions' RTP.
+    pub sender: SenderKind,
+}
+
+/// Who sends UDP sessions' RTP (interleaved ones always get a thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SenderKind {
+    /// One thread for every session, sharing packetized frames.
+    #[default]
+    Fanout,
+    /// A thread per session, as before the fan-out sender: kept to
+    /// measure against.
+    Threads,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +96,7 @@ impl Default for ServerConfig {
             max_payload: 65_000,
             write_timeout: WRITE_TIMEOUT,
             encode_ahead: true,
+            sender: SenderKind::Fanout,
         }
     }
 }
@@ -90,6 +107,9 @@ pub use media::STANDARD_MAX_PAYLOAD;
 struct Shared {
     config: ServerConfig,
     library: Library,
+    hub: fanout::Hub,
+    /// Keys of sessions in the fan-out sender.
+    next_media: AtomicU64,
     stop: AtomicBool,
     connections: Mutex<HashMap<u64, TcpStream>>,
     next_connection: AtomicU64,
@@ -139,6 +159,8 @@ impl Server {
             listener,
             shared: Arc::new(Shared {
                 library: Library::new(root, config.builtin.clone(), config.encode_ahead),
+                hub: fanout::Hub::start().map_err(ServerError::Thread)?,
+                next_media: AtomicU64::new(1),
                 config,
                 stop: AtomicBool::new(false),
                 connections: Mutex::new(HashMap::new()),
@@ -208,6 +230,8 @@ impl ServerHandle {
             }
         }
         let _ = thread.join();
+        // Every connection has ended its session by now.
+        self.shared.hub.stop();
     }
 }
 
