@@ -15,7 +15,9 @@ use streamlab::media::{Framing, pattern};
 use streamlab::net::client::{ClientConfig, DialectChoice, TransportChoice};
 use streamlab::net::load::{LoadConfig, LoadTransport};
 use streamlab::net::probe::{ProbeLimits, probe};
-use streamlab::net::server::{SenderKind, Server, ServerConfig};
+use streamlab::net::server::{
+    MAX_CONNECTIONS, MAX_PER_ADDRESS, MAX_SESSIONS, SenderKind, Server, ServerConfig,
+};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +56,15 @@ enum Command {
         /// thread per session (the old way, kept to measure against).
         #[arg(long, value_enum, default_value_t = SenderArg::Fanout)]
         sender: SenderArg,
+        /// Most RTSP connections at once (0: no cap); beyond, 503.
+        #[arg(long, default_value_t = MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Most sessions set up at once (0: no cap); beyond, SETUP gets 503.
+        #[arg(long, default_value_t = MAX_SESSIONS)]
+        max_sessions: usize,
+        /// Most connections at once from one client address (0: no cap).
+        #[arg(long, default_value_t = MAX_PER_ADDRESS)]
+        max_per_address: usize,
     },
     /// Open the window connected to a server: an rtsp:// URL, or the lab's
     /// `python ClientLauncher.py HOST PORT RTP_PORT FILE` fields.
@@ -257,6 +268,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fps,
             looping,
             sender,
+            max_connections,
+            max_sessions,
+            max_per_address,
         } => {
             let config = ServerConfig {
                 bind: SocketAddr::new(bind, port),
@@ -267,6 +281,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     SenderArg::Fanout => SenderKind::Fanout,
                     SenderArg::Threads => SenderKind::Threads,
                 },
+                max_connections,
+                max_sessions,
+                max_per_address,
                 ..ServerConfig::default()
             };
             let server = Server::bind(config)?;

@@ -70,6 +70,13 @@ impl ServerHost for Host<'_> {
         })
     }
 
+    fn admit(&mut self) -> Result<(), String> {
+        match self.shared.over_session_cap() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
     fn new_session_id(&mut self) -> u32 {
         rand::rng().random_range(100_000..=999_999)
     }
@@ -264,6 +271,10 @@ fn log_event(peer: SocketAddr, session: Option<&SessionInfo>, log: ServerLog) {
         } => {
             let cseq = cseq.map_or("-".to_string(), |c| c.to_string());
             match detail {
+                // Caps say so once, in the server's log, not per request.
+                Some(d) if status == 503 => {
+                    debug!(%peer, session, "{method} CSeq={cseq} -> {status}: {d}")
+                }
                 Some(d) if status >= 400 => {
                     warn!(%peer, session, "{method} CSeq={cseq} -> {status}: {d}")
                 }

@@ -8,11 +8,12 @@
 
 mod connection;
 mod fanout;
+mod limits;
 mod media;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,7 +71,23 @@ pub struct ServerConfig {
     pub encode_ahead: bool,
     /// Who sends UDP sessions' RTP.
     pub sender: SenderKind,
+    /// Most RTSP connections open at once (0: no cap); beyond it a new
+    /// connection gets 503 and is closed.
+    pub max_connections: usize,
+    /// Most sessions set up at once (0: no cap); beyond it SETUP gets 503.
+    pub max_sessions: usize,
+    /// Most connections open at once from one client address (0: no cap).
+    pub max_per_address: usize,
 }
+
+/// Default [`ServerConfig::max_connections`]: each connection costs a
+/// thread and, with a UDP session, three descriptors.
+pub const MAX_CONNECTIONS: usize = 2000;
+/// Default [`ServerConfig::max_sessions`].
+pub const MAX_SESSIONS: usize = 2000;
+/// Default [`ServerConfig::max_per_address`]: a classroom behind one NAT
+/// fits; one client cannot take the whole server.
+pub const MAX_PER_ADDRESS: usize = 200;
 
 /// Who sends UDP sessions' RTP (interleaved ones always get a thread).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +114,9 @@ impl Default for ServerConfig {
             write_timeout: WRITE_TIMEOUT,
             encode_ahead: true,
             sender: SenderKind::Fanout,
+            max_connections: MAX_CONNECTIONS,
+            max_sessions: MAX_SESSIONS,
+            max_per_address: MAX_PER_ADDRESS,
         }
     }
 }
@@ -112,6 +132,10 @@ struct Shared {
     next_media: AtomicU64,
     stop: AtomicBool,
     connections: Mutex<HashMap<u64, TcpStream>>,
+    /// Open connections per client address.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// Which caps have been said in the log since they were last clear.
+    said: [AtomicBool; 3],
     next_connection: AtomicU64,
     sessions: AtomicUsize,
 }
@@ -164,6 +188,8 @@ impl Server {
                 config,
                 stop: AtomicBool::new(false),
                 connections: Mutex::new(HashMap::new()),
+                per_address: Mutex::new(HashMap::new()),
+                said: Default::default(),
                 next_connection: AtomicU64::new(1),
                 sessions: AtomicUsize::new(0),
             }),
@@ -180,9 +206,16 @@ impl Server {
     pub fn spawn(self) -> ServerHandle {
         let addr = self.local_addr();
         let shared = self.shared.clone();
+        // The thread that answers refused connections exists before
+        // spawn() returns, so that a caller counting threads sees them all.
+        let (refusals, queue) = crossbeam_channel::bounded(REFUSALS_QUEUED);
+        let refuser = std::thread::Builder::new()
+            .name("rtsp-refuse".into())
+            .spawn(move || limits::refuse_loop(queue))
+            .ok();
         let thread = std::thread::Builder::new()
             .name("rtsp-accept".into())
-            .spawn(move || accept_loop(self.listener, self.shared))
+            .spawn(move || accept_loop(self.listener, self.shared, refusals, refuser))
             .ok();
         ServerHandle {
             addr,
@@ -241,7 +274,12 @@ impl Drop for ServerHandle {
     }
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    refusals: crossbeam_channel::Sender<(TcpStream, String)>,
+    refuser: Option<JoinHandle<()>>,
+) {
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for stream in listener.incoming() {
         if shared.stop.load(Ordering::SeqCst) {
@@ -258,6 +296,10 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let Ok(peer) = stream.peer_addr() else {
             continue;
         };
+        if let Some(reason) = shared.over_connection_caps(peer) {
+            refuse(&refusals, stream, reason);
+            continue;
+        }
         let id = shared.next_connection.fetch_add(1, Ordering::SeqCst);
         if let (Ok(mut conns), Ok(clone)) = (shared.connections.lock(), stream.try_clone()) {
             conns.insert(id, clone);
@@ -271,6 +313,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 if let Ok(mut conns) = shared2.connections.lock() {
                     conns.remove(&id);
                 }
+                shared2.leave(peer.ip());
                 debug!(%peer, "connection closed");
             });
         match spawned {
@@ -280,6 +323,81 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
     for t in threads {
         let _ = t.join();
+    }
+    drop(refusals);
+    if let Some(t) = refuser {
+        let _ = t.join();
+    }
+}
+
+/// Connections waiting for their 503 beyond which more are just closed.
+const REFUSALS_QUEUED: usize = 64;
+
+fn refuse(queue: &crossbeam_channel::Sender<(TcpStream, String)>, stream: TcpStream, why: String) {
+    // A full queue (a flood of connections) gets no answer at all.
+    let _ = queue.try_send((stream, why));
+}
+
+impl Shared {
+    /// Why a new connection from `peer` is refused, if it is; counts it
+    /// in otherwise. Each cap is said in the log once until it clears.
+    fn over_connection_caps(&self, peer: SocketAddr) -> Option<String> {
+        let c = &self.config;
+        let open = self.connections.lock().map(|m| m.len()).unwrap_or(0);
+        if c.max_connections > 0 && open >= c.max_connections {
+            let why = format!(
+                "the server has reached its limit of {} connections (--max-connections)",
+                c.max_connections
+            );
+            self.say_once(0, &why);
+            return Some(why);
+        }
+        self.said[0].store(false, Ordering::Relaxed);
+        let mut per = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = per.entry(peer.ip()).or_insert(0);
+        if c.max_per_address > 0 && *mine >= c.max_per_address {
+            let why = format!(
+                "{} already has {} connections open, the limit per address (--max-per-address)",
+                peer.ip(),
+                c.max_per_address
+            );
+            self.say_once(1, &why);
+            return Some(why);
+        }
+        *mine += 1;
+        None
+    }
+
+    fn leave(&self, ip: IpAddr) {
+        let mut per = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per.remove(&ip);
+                self.said[1].store(false, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Why a new session is refused, if it is.
+    fn over_session_cap(&self) -> Option<String> {
+        let max = self.config.max_sessions;
+        if max > 0 && self.sessions.load(Ordering::SeqCst) >= max {
+            let why = format!(
+                "the server has reached its limit of {max} session{} (--max-sessions)",
+                if max == 1 { "" } else { "s" }
+            );
+            self.say_once(2, &why);
+            return Some(why);
+        }
+        self.said[2].store(false, Ordering::Relaxed);
+        None
+    }
+
+    fn say_once(&self, which: usize, why: &str) {
+        if !self.said[which].swap(true, Ordering::Relaxed) {
+            warn!("{why}: answering 503 until there is room (said once)");
+        }
     }
 }
 
