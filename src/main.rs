@@ -115,6 +115,9 @@ enum Command {
         /// Handshakes in flight at once.
         #[arg(long, default_value_t = 64)]
         parallel: usize,
+        /// Seconds of playing before the measured window opens.
+        #[arg(long, default_value_t = 0.0)]
+        warmup: f64,
         /// Also measure this process's CPU over the window (the server's).
         #[arg(long, value_name = "PID")]
         server_pid: Option<u32>,
@@ -302,6 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seconds,
             transport,
             parallel,
+            warmup,
             server_pid,
             json,
         } => {
@@ -311,6 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 TransportArg::Tcp => LoadTransport::Tcp,
             };
             config.parallel = parallel;
+            config.warmup = warmup;
             config.server_pid = server_pid;
             let result = streamlab::net::load::run(&config)?;
             if json {

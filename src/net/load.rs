@@ -41,6 +41,9 @@ pub struct LoadConfig {
     pub transport: LoadTransport,
     /// Handshakes in flight at once.
     pub parallel: usize,
+    /// Seconds of playing after the last handshake before the window
+    /// opens (a server's first-viewer work is then not measured).
+    pub warmup: f64,
     /// Longest the handshakes may take in all (some servers answer one
     /// at a time: gst-rtsp-server took about 0.1 s per session here).
     pub setup_timeout: Duration,
@@ -56,6 +59,7 @@ impl LoadConfig {
             seconds,
             transport: LoadTransport::Udp,
             parallel: 64,
+            warmup: 0.0,
             setup_timeout: Duration::from_secs(30)
                 .max(Duration::from_millis(150) * sessions as u32),
             server_pid: None,
@@ -225,6 +229,7 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
     let mut in_flight = 0usize;
     let mut window: Option<(Instant, Window)> = None;
     let mut end = None;
+    let mut warm_until: Option<Instant> = None;
     loop {
         let now = Instant::now();
         // Start handshakes up to the limit.
@@ -247,7 +252,11 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
         }
         if window.is_none() {
             let all_done = next_idle >= sessions.len() && in_flight == 0;
-            if all_done || now.duration_since(started) > cfg.setup_timeout {
+            let timed_out = now.duration_since(started) > cfg.setup_timeout;
+            if (all_done || timed_out) && warm_until.is_none() {
+                warm_until = Some(now + Duration::from_secs_f64(cfg.warmup.max(0.0)));
+            }
+            if warm_until.is_some_and(|w| now >= w) {
                 for s in sessions
                     .iter_mut()
                     .filter(|s| !matches!(s.step, Step::Playing | Step::Failed))
@@ -271,7 +280,12 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
                 }
                 e - now
             }
-            None => Duration::from_millis(100),
+            None => match warm_until {
+                Some(w) => w
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(100)),
+                None => Duration::from_millis(100),
+            },
         };
         poll.poll(&mut events, Some(timeout))?;
         for ev in events.iter() {
