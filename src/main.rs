@@ -1,5 +1,6 @@
 //! The `streamlab` command: with no arguments it opens the player window
-//! (already serving the bundled sample); subcommands serve, play, probe
+//! (already serving the bundled sample); subcommands serve, play, probe,
+//! load (many sessions at once, measured)
 //! and make test clips.
 
 use std::net::{IpAddr, SocketAddr};
@@ -12,8 +13,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use streamlab::app::{AppOptions, Serve, run_window};
 use streamlab::media::{Framing, pattern};
 use streamlab::net::client::{ClientConfig, DialectChoice, TransportChoice};
+use streamlab::net::load::{LoadConfig, LoadTransport};
 use streamlab::net::probe::{ProbeLimits, ProbeOutput, probe_to};
-use streamlab::net::server::{Server, ServerConfig};
+use streamlab::net::server::{
+    MAX_CONNECTIONS, MAX_PER_ADDRESS, MAX_SESSIONS, SenderKind, Server, ServerConfig,
+};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +52,19 @@ enum Command {
         /// Start again at the first frame when a file ends.
         #[arg(long = "loop")]
         looping: bool,
+        /// Who sends UDP sessions' RTP: one fan-out thread for all, or a
+        /// thread per session (the old way, kept to measure against).
+        #[arg(long, value_enum, default_value_t = SenderArg::Fanout)]
+        sender: SenderArg,
+        /// Most RTSP connections at once (0: no cap); beyond, 503.
+        #[arg(long, default_value_t = MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Most sessions set up at once (0: no cap); beyond, SETUP gets 503.
+        #[arg(long, default_value_t = MAX_SESSIONS)]
+        max_sessions: usize,
+        /// Most connections at once from one client address (0: no cap).
+        #[arg(long, default_value_t = MAX_PER_ADDRESS)]
+        max_per_address: usize,
     },
     /// Open the window connected to a server: an rtsp:// URL, or the lab's
     /// `python ClientLauncher.py HOST PORT RTP_PORT FILE` fields.
@@ -88,6 +105,33 @@ enum Command {
         /// arrival_ms, status.
         #[arg(long, value_name = "FILE")]
         packets_csv: Option<PathBuf>,
+    },
+    /// Put many sessions on an RTSP server at once and measure what they
+    /// get: sessions that reached PLAY, frames, lateness, loss, CPU.
+    Load {
+        /// rtsp://host[:port]/path
+        url: String,
+        /// Sessions to open.
+        #[arg(long, default_value_t = 100)]
+        sessions: usize,
+        /// Seconds measured after every session has had its handshake.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// How RTP travels: UDP, or inside the RTSP connections.
+        #[arg(long, value_enum, default_value_t = TransportArg::Udp)]
+        transport: TransportArg,
+        /// Handshakes in flight at once.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        /// Seconds of playing before the measured window opens.
+        #[arg(long, default_value_t = 0.0)]
+        warmup: f64,
+        /// Also measure this process's CPU over the window (the server's).
+        #[arg(long, value_name = "PID")]
+        server_pid: Option<u32>,
+        /// Print one JSON object instead of sentences.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a test clip: a moving pattern with a visible frame counter.
     MakeClip {
@@ -132,6 +176,12 @@ enum DialectArg {
     Auto,
     Standard,
     Lab,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SenderArg {
+    Fanout,
+    Threads,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -239,12 +289,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bind,
             fps,
             looping,
+            sender,
+            max_connections,
+            max_sessions,
+            max_per_address,
         } => {
             let config = ServerConfig {
                 bind: SocketAddr::new(bind, port),
                 root: Some(root),
                 fps,
                 looping,
+                sender: match sender {
+                    SenderArg::Fanout => SenderKind::Fanout,
+                    SenderArg::Threads => SenderKind::Threads,
+                },
+                max_connections,
+                max_sessions,
+                max_per_address,
                 ..ServerConfig::default()
             };
             let server = Server::bind(config)?;
@@ -256,6 +317,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!("stopping");
             handle.stop();
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Load {
+            url,
+            sessions,
+            seconds,
+            transport,
+            parallel,
+            warmup,
+            server_pid,
+            json,
+        } => {
+            let mut config = LoadConfig::new(url, sessions, seconds);
+            config.transport = match transport {
+                TransportArg::Udp => LoadTransport::Udp,
+                TransportArg::Tcp => LoadTransport::Tcp,
+            };
+            config.parallel = parallel;
+            config.warmup = warmup;
+            config.server_pid = server_pid;
+            let result = streamlab::net::load::run(&config)?;
+            if json {
+                println!("{}", result.to_json());
+            } else {
+                println!("{}", result.to_text());
+            }
+            Ok(if result.report.playing > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Play {
             target,

@@ -4,6 +4,7 @@
 
 pub mod decode;
 pub mod jpeg;
+pub mod library;
 pub mod mjpeg_file;
 pub mod pattern;
 pub mod reencode;

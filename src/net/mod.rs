@@ -3,6 +3,7 @@
 //! layer only moves bytes and keeps time.
 
 pub mod client;
+pub mod load;
 pub mod probe;
 pub mod server;
 pub mod udp_batch;

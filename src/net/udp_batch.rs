@@ -60,7 +60,10 @@ impl Default for UdpBatch {
 impl UdpBatch {
     pub fn new() -> Self {
         UdpBatch {
-            buf: Vec::with_capacity(MAX_BYTES),
+            // Grows to the largest frame sent (a few KiB for SD video),
+            // not to the 64 KiB a send may take: a server keeps one batch
+            // per session.
+            buf: Vec::new(),
             segment: 0,
             count: 0,
             closed: false,
@@ -95,23 +98,38 @@ impl UdpBatch {
 
     /// Queues one datagram for `sock` (connected); it may go out now.
     pub fn push(&mut self, sock: &UdpSocket, packet: &[u8]) {
-        if !self.segmenting() || packet.len() * 2 > MAX_BYTES {
+        self.push_parts(sock, packet, &[]);
+    }
+
+    /// Queues one datagram made of `head` then `body` (an RTP header and
+    /// a payload shared with other sessions), copied once into the batch.
+    pub fn push_parts(&mut self, sock: &UdpSocket, head: &[u8], body: &[u8]) {
+        let len = head.len() + body.len();
+        if !self.segmenting() || len * 2 > MAX_BYTES {
             self.flush(sock);
-            self.send_one(sock, packet);
+            if body.is_empty() {
+                self.send_one(sock, head);
+            } else {
+                let mut packet = Vec::with_capacity(len);
+                packet.extend_from_slice(head);
+                packet.extend_from_slice(body);
+                self.send_one(sock, &packet);
+            }
             return;
         }
         let fits = self.count > 0
             && !self.closed
-            && packet.len() <= self.segment
+            && len <= self.segment
             && self.count < MAX_SEGMENTS
-            && self.buf.len() + packet.len() <= MAX_BYTES;
+            && self.buf.len() + len <= MAX_BYTES;
         if !fits {
             self.flush(sock);
-            self.segment = packet.len();
+            self.segment = len;
         }
-        self.buf.extend_from_slice(packet);
+        self.buf.extend_from_slice(head);
+        self.buf.extend_from_slice(body);
         self.count += 1;
-        self.closed = packet.len() < self.segment;
+        self.closed = len < self.segment;
     }
 
     /// Sends what is queued; true when every datagram since the last call

@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod auth;
 pub mod client;
+pub mod load;
 pub mod pacer;
 pub mod playout;
 pub mod receiver;
@@ -16,6 +17,7 @@ pub mod rtp;
 pub mod rtp_jpeg;
 pub mod rtsp;
 pub mod sdp;
+pub mod sender;
 pub mod server;
 pub mod session;
 pub mod timeline;

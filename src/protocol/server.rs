@@ -67,6 +67,11 @@ pub fn resolve_target(target: &str) -> Result<String, TargetError> {
 pub trait ServerHost {
     /// Check that `path` (already resolved under the root) can be served.
     fn open(&mut self, path: &str) -> Result<MediaInfo, String>;
+    /// Whether a new session may be set up now; Err says why not (the
+    /// server's caps), answered with 503.
+    fn admit(&mut self) -> Result<(), String> {
+        Ok(())
+    }
     /// A fresh random session id; the lab's are 6 digits.
     fn new_session_id(&mut self) -> u32;
     /// Get media ready for the session just set up (sockets, sender).
@@ -614,6 +619,15 @@ impl ServerConnection {
         }
         if let Err(why) = host.open(&path) {
             return self.send_error(req, 404, why);
+        }
+        if self.session.is_none()
+            && let Err(why) = host.admit()
+        {
+            let mut r = self.reply(req, 503, Some(why.clone()));
+            r.headers.push("Content-Type", "text/plain");
+            r.body = format!("{why}\n").into_bytes();
+            self.out.push_back(ServerOutput::Send(r.to_bytes()));
+            return;
         }
         let id = match &self.session {
             Some(s) => s.id.clone(),

@@ -1,0 +1,295 @@
+//! One RTSP connection: a thread that feeds the socket's bytes and the
+//! clock to a [`ServerConnection`] and carries out what it returns (replies,
+//! starting and stopping the session's media), with the [`ServerHost`] that
+//! answers its questions from the media library.
+
+use std::io::{self, Read};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::Rng;
+use tracing::{debug, info, warn};
+
+use super::Shared;
+use super::media::{MediaCommand, MediaSender, Source};
+use crate::media::Framing;
+use crate::media::MjpegFile;
+use crate::net::writer::ConnectionWriter;
+use crate::protocol::server::{
+    ConnectionConfig, MediaInfo, MediaTransport, Payload, PlayError, PlayInfo, Prepared,
+    ServerConnection, ServerHost, ServerLog, ServerOutput, SessionInfo,
+};
+
+/// The writing half of an RTSP connection, shared by replies and
+/// interleaved media.
+pub(super) type Writer = Arc<ConnectionWriter>;
+
+/// One connection's view of the world: files under the root, its media
+/// sender, its sockets.
+struct Host<'a> {
+    shared: &'a Shared,
+    peer: SocketAddr,
+    local_ip: IpAddr,
+    writer: Writer,
+    opened: Option<(String, Arc<MjpegFile>)>,
+    media: Option<MediaSender>,
+}
+
+impl Host<'_> {
+    fn stop_media(&mut self) {
+        if let Some(m) = self.media.take() {
+            m.stop(self.shared);
+        }
+    }
+}
+
+impl ServerHost for Host<'_> {
+    fn open(&mut self, path: &str) -> Result<MediaInfo, String> {
+        let file = self.shared.library.open(path).map_err(|e| e.to_string())?;
+        match file.frame(0) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("{path} has no playable frame")),
+            Err(e) => return Err(e.to_string()),
+        }
+        let fps = self.shared.config.fps;
+        // A lab-framed file is indexed by hopping from length to length,
+        // which is quick; a raw one needs a full scan, so its length is
+        // said only once known.
+        let frames = match file.framing() {
+            Framing::Lab { .. } => file.index_all().ok(),
+            Framing::Raw => file.frame_count(),
+        };
+        let (width, height) = file.dimensions().unwrap_or((0, 0));
+        self.opened = Some((path.to_string(), file));
+        Ok(MediaInfo {
+            width,
+            height,
+            fps,
+            duration: frames.map(|n| n as f64 / fps as f64),
+        })
+    }
+
+    fn admit(&mut self) -> Result<(), String> {
+        match self.shared.over_session_cap() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    fn new_session_id(&mut self) -> u32 {
+        rand::rng().random_range(100_000..=999_999)
+    }
+
+    fn setup(&mut self, session: &SessionInfo) -> Result<Prepared, String> {
+        let Some((path, file)) = self.opened.clone() else {
+            return Err("no file open".into());
+        };
+        self.stop_media();
+        let source = match session.payload {
+            Payload::Lab => Source::Lab(file),
+            // The worker (if the file needs one) starts encoding now, so
+            // that PLAY finds the first frames ready.
+            Payload::Rfc2435 => {
+                let viewer = self.shared.library.ready_frames(&path, &file).viewer(0);
+                viewer.set_looping(self.shared.config.looping);
+                Source::Rfc2435(viewer)
+            }
+        };
+        let (media, prepared) = MediaSender::start(
+            self.shared,
+            session,
+            source,
+            self.local_ip,
+            self.peer,
+            self.writer.clone(),
+        )
+        .map_err(|e| format!("cannot open an RTP socket: {e}"))?;
+        info!(peer = %self.peer, session = %session.id, dialect = session.dialect.name(),
+            payload = ?session.payload,
+            "SETUP {}: {}", session.path, describe_transport(&session.transport, self.peer));
+        self.media = Some(media);
+        Ok(prepared)
+    }
+
+    fn prepare_play(&mut self, start: Option<f64>) -> Result<PlayInfo, PlayError> {
+        let Some(media) = &self.media else {
+            return Err(PlayError::Other("no media set up".into()));
+        };
+        let fps = self.shared.config.fps as f64;
+        let start_frame = match start {
+            Some(s) => {
+                let n = (s * fps).round() as usize;
+                let present = self
+                    .opened
+                    .as_ref()
+                    .map(|(_, f)| matches!(f.frame(n), Ok(Some(_))))
+                    .unwrap_or(false);
+                if !present {
+                    return Err(PlayError::Range(format!("npt {s:.3} is past the end")));
+                }
+                Some(n)
+            }
+            None => None,
+        };
+        let (seq, rtptime, next) = media
+            .prepare(start_frame)
+            .ok_or_else(|| PlayError::Other("the media sender stopped".into()))?;
+        let end = self
+            .opened
+            .as_ref()
+            .and_then(|(_, f)| f.frame_count())
+            .map(|n| n as f64 / fps);
+        Ok(PlayInfo {
+            seq,
+            rtptime,
+            start: next as f64 / fps,
+            end,
+        })
+    }
+
+    fn media_activity(&mut self) -> Option<Instant> {
+        self.media.as_ref().and_then(|m| m.last_rtcp())
+    }
+}
+
+fn describe_transport(t: &MediaTransport, peer: SocketAddr) -> String {
+    match t {
+        MediaTransport::Udp {
+            rtp_port,
+            rtcp_port,
+        } => match rtcp_port {
+            Some(r) => format!("RTP to {}:{rtp_port}, RTCP to port {r}", peer.ip()),
+            None => format!("RTP to {}:{rtp_port}", peer.ip()),
+        },
+        MediaTransport::Interleaved {
+            rtp_channel,
+            rtcp_channel,
+        } => format!("RTP in the RTSP connection, channels {rtp_channel}-{rtcp_channel}"),
+    }
+}
+
+pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+    let local_ip = stream
+        .local_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let writer = match stream
+        .try_clone()
+        .and_then(|s| ConnectionWriter::new(s, peer, shared.config.write_timeout))
+    {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            warn!(%peer, "cannot serve the connection: {e}");
+            return;
+        }
+    };
+    let mut conn = ServerConnection::new(ConnectionConfig {
+        request_timeout: shared.config.request_timeout,
+        session_timeout: shared.config.session_timeout,
+        server_ip: local_ip.to_string(),
+    });
+    let mut host = Host {
+        shared,
+        peer,
+        local_ip,
+        writer: writer.clone(),
+        opened: None,
+        media: None,
+    };
+    let mut buf = [0u8; 4096];
+    let _ = stream.set_nodelay(true);
+    loop {
+        let wait = conn
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(Instant::now()));
+        let input = match wait {
+            Some(w) if w.is_zero() => Err(io::ErrorKind::TimedOut.into()),
+            w => {
+                let _ = stream.set_read_timeout(w);
+                stream.read(&mut buf)
+            }
+        };
+        match input {
+            Ok(0) => conn.handle_closed(),
+            Ok(n) => conn.handle_bytes(Instant::now(), &buf[..n], &mut host),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                conn.handle_timeout(Instant::now(), &mut host)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                debug!(%peer, "read failed: {e}");
+                conn.handle_closed();
+            }
+        }
+        let mut close = false;
+        while let Some(out) = conn.poll_output() {
+            match out {
+                ServerOutput::Send(bytes) => {
+                    // The writer has said why, once, if it is the first
+                    // to fail.
+                    if writer.send(&bytes).is_err() {
+                        conn.handle_closed();
+                    }
+                }
+                ServerOutput::Play => {
+                    if let Some(m) = &host.media {
+                        m.send(MediaCommand::Play);
+                    }
+                }
+                ServerOutput::Pause => {
+                    if let Some(m) = &host.media {
+                        m.send(MediaCommand::Pause);
+                    }
+                }
+                ServerOutput::Teardown => host.stop_media(),
+                ServerOutput::Close => close = true,
+                ServerOutput::Log(log) => log_event(peer, conn.session(), log),
+            }
+        }
+        if close || conn.is_closed() {
+            break;
+        }
+    }
+    host.stop_media();
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+fn log_event(peer: SocketAddr, session: Option<&SessionInfo>, log: ServerLog) {
+    let session = session.map(|s| s.id.as_str()).unwrap_or("-");
+    match log {
+        ServerLog::Request {
+            method,
+            cseq,
+            status,
+            detail,
+        } => {
+            let cseq = cseq.map_or("-".to_string(), |c| c.to_string());
+            match detail {
+                // Caps say so once, in the server's log, not per request.
+                Some(d) if status == 503 => {
+                    debug!(%peer, session, "{method} CSeq={cseq} -> {status}: {d}")
+                }
+                Some(d) if status >= 400 => {
+                    warn!(%peer, session, "{method} CSeq={cseq} -> {status}: {d}")
+                }
+                _ => debug!(%peer, session, "{method} CSeq={cseq} -> {status}"),
+            }
+        }
+        ServerLog::StateChanged { session, from, to } => {
+            info!(%peer, session = %session, "state {from} -> {to}")
+        }
+        ServerLog::Malformed(e) => warn!(%peer, session, "malformed request: {e}"),
+        ServerLog::RequestTimeout => {
+            warn!(%peer, session, "half-sent request timed out; closing the connection")
+        }
+        ServerLog::SessionExpired(id) => {
+            info!(%peer, session = %id, "session timed out: no request or RTCP kept it alive")
+        }
+    }
+}
