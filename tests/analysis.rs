@@ -514,19 +514,6 @@ fn csv_rows_of_a_stream_stopped_by_a_limit_keep_their_times() {
     );
 }
 
-fn wait_for(client: &ClientHandle, what: &str, mut f: impl FnMut(&ClientEvent, Instant) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let ev = client
-            .events()
-            .recv_deadline(deadline)
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-        if f(&ev, Instant::now()) {
-            return;
-        }
-    }
-}
-
 #[test]
 fn prebuffered_play_starts_at_once_and_goes_on_without_a_gap() {
     let server = server(media_root(), 20);

@@ -20,16 +20,7 @@ use streamlab::protocol::State;
 use streamlab::protocol::rtsp::{Decoder, Dialect, Message, Response};
 
 fn wait_for(client: &ClientHandle, what: &str, mut f: impl FnMut(&ClientEvent) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let ev = client
-            .events()
-            .recv_deadline(deadline)
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-        if f(&ev) {
-            return;
-        }
-    }
+    common::wait_for(client, what, |e, _| f(e));
 }
 
 fn state_is(s: State) -> impl FnMut(&ClientEvent) -> bool {

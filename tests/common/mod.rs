@@ -378,3 +378,22 @@ pub fn digest_server_guarding(
         })
     })
 }
+
+/// Take `client`'s events until `f` holds (it gets each event and the
+/// instant it was taken), for up to 15 s.
+pub fn wait_for(
+    client: &streamlab::net::client::ClientHandle,
+    what: &str,
+    mut f: impl FnMut(&streamlab::net::client::ClientEvent, Instant) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ev = client
+            .events()
+            .recv_deadline(deadline)
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+        if f(&ev, Instant::now()) {
+            return;
+        }
+    }
+}

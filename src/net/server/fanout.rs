@@ -306,12 +306,8 @@ impl HubSession {
 
     fn send_report(&self) {
         let Some(rtcp) = &self.rtcp else { return };
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let sr = rtcp::sender_report(
+        let sr = super::sender_report_now(
             self.numbering.ssrc,
-            rtcp::ntp_from_unix(unix),
             self.timestamp(),
             self.sent.packets,
             self.sent.octets,

@@ -574,12 +574,8 @@ impl MediaJob {
     }
 
     fn send_report(&self, sent: &Sent) {
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let sr = rtcp::sender_report(
+        let sr = super::sender_report_now(
             self.numbering.ssrc,
-            rtcp::ntp_from_unix(unix),
             self.timestamp(sent.frames),
             sent.packets,
             sent.octets,

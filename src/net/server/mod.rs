@@ -410,3 +410,18 @@ pub fn root_and_name(path: &Path) -> Option<(PathBuf, String)> {
     };
     Some((root, name))
 }
+
+/// An RTCP sender report stamped with the wall clock now: what RTP time
+/// `rtp_time` is, for the client's latency and lip sync.
+fn sender_report_now(ssrc: u32, rtp_time: u32, packets: u32, octets: u32) -> [u8; 28] {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::protocol::rtcp::sender_report(
+        ssrc,
+        crate::protocol::rtcp::ntp_from_unix(unix),
+        rtp_time,
+        packets,
+        octets,
+    )
+}
