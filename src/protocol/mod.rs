@@ -10,6 +10,7 @@ pub mod client;
 pub mod load;
 pub mod pacer;
 pub mod playout;
+pub mod prebuffer;
 pub mod receiver;
 pub mod reorder;
 pub mod rtcp;

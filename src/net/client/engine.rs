@@ -22,6 +22,7 @@ use crate::protocol::State;
 use crate::protocol::analysis::WallAnchor;
 use crate::protocol::client::{ClientConnection, ClientHost, Event, MediaRoute, StreamInfo};
 use crate::protocol::playout::PlayoutConfig;
+use crate::protocol::prebuffer::{Action as PrebufferAction, Prebuffer};
 use crate::protocol::receiver::{Receiver as RtpReceiving, ReceiverConfig};
 use crate::protocol::server::LAB_QUIET;
 
@@ -69,19 +70,6 @@ pub(super) struct Engine {
     prebuffer: Prebuffer,
 }
 
-/// Where the pre-buffer is in this session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prebuffer {
-    /// Not asked for, or not started yet.
-    Idle,
-    /// PLAY sent after SETUP; frames are collected.
-    Fetching,
-    /// Enough frames held and PAUSE sent: the user's PLAY starts from them.
-    Held,
-    /// The user has played: nothing more to do until the next SETUP.
-    Done,
-}
-
 /// The sockets and threads, as [`ClientHost`] for the connection.
 struct Io {
     config: ClientConfig,
@@ -107,7 +95,7 @@ struct Io {
 impl Engine {
     pub(super) fn new(config: ClientConfig, events: Events) -> Self {
         Engine {
-            prebuffer: Prebuffer::Idle,
+            prebuffer: Prebuffer::new(config.prebuffer),
             conn: ClientConnection::new(config.clone()),
             io: Io {
                 config,
@@ -183,11 +171,9 @@ impl Engine {
     fn user_command(&mut self, c: ClientCommand) {
         let now = Instant::now();
         let buffered = self.io.config.prebuffer > 0 || self.io.latency_ms() > 0;
+        self.prebuffer.user(c);
         match c {
             ClientCommand::Play => {
-                if self.prebuffer != Prebuffer::Idle {
-                    self.prebuffer = Prebuffer::Done;
-                }
                 // The first frame comes from the buffer at once; PLAY
                 // resumes the stream behind it.
                 with_stats(&self.io.stats, |s| {
@@ -197,57 +183,47 @@ impl Engine {
                 self.io.playout(PlayoutOrder::Release(now));
             }
             ClientCommand::PlayFrom { .. } => {
-                self.prebuffer = Prebuffer::Done;
                 with_stats(&self.io.stats, |s| s.stats.first_frame_ms = None);
                 self.io.playout(PlayoutOrder::Flush);
                 self.io.playout(PlayoutOrder::Release(now));
             }
-            ClientCommand::Pause if buffered => {
-                if self.prebuffer == Prebuffer::Fetching {
-                    self.prebuffer = Prebuffer::Done;
-                }
-                self.io.playout(PlayoutOrder::Hold);
-            }
-            ClientCommand::Teardown => {
-                self.io.playout(PlayoutOrder::Flush);
-            }
+            ClientCommand::Pause if buffered => self.io.playout(PlayoutOrder::Hold),
+            ClientCommand::Teardown => self.io.playout(PlayoutOrder::Flush),
             _ => {}
         }
         self.conn.command(now, c, &mut self.io);
     }
 
-    /// SETUP just reached READY: with a pre-buffer, fetch ahead (PLAY
-    /// now, PAUSE once enough frames are held).
+    /// SETUP just reached READY: with a pre-buffer, fetch ahead.
     fn start_prebuffer(&mut self) {
         if !std::mem::take(&mut self.io.setup_done) {
             return;
         }
-        self.prebuffer = Prebuffer::Idle;
-        if self.io.config.prebuffer == 0 || self.conn.state() != State::Ready {
-            return;
+        if let Some(action) = self.prebuffer.setup_done(self.conn.state()) {
+            info!(
+                "pre-buffer: fetching {} frames ahead",
+                self.io.config.prebuffer
+            );
+            self.act(action);
         }
-        info!(
-            "pre-buffer: fetching {} frames ahead",
-            self.io.config.prebuffer
-        );
-        self.prebuffer = Prebuffer::Fetching;
-        self.io.playout(PlayoutOrder::Hold);
-        self.conn
-            .command(Instant::now(), ClientCommand::Play, &mut self.io);
-        // PLAY's reply is the records' time zero; the user's PLAY is the
-        // one the time to the first frame counts from.
     }
 
     /// The held buffer has `n` frames.
     fn held(&mut self, n: usize) {
-        if self.prebuffer == Prebuffer::Fetching
-            && n >= self.io.config.prebuffer as usize
-            && self.conn.state() == State::Playing
-        {
+        if let Some(action) = self.prebuffer.held(n, self.conn.state()) {
             info!("pre-buffer: {n} frames held; PAUSE");
-            self.prebuffer = Prebuffer::Held;
-            self.conn
-                .command(Instant::now(), ClientCommand::Pause, &mut self.io);
+            self.act(action);
+        }
+    }
+
+    fn act(&mut self, action: PrebufferAction) {
+        let now = Instant::now();
+        match action {
+            PrebufferAction::HoldAndPlay => {
+                self.io.playout(PlayoutOrder::Hold);
+                self.conn.command(now, ClientCommand::Play, &mut self.io);
+            }
+            PrebufferAction::Pause => self.conn.command(now, ClientCommand::Pause, &mut self.io),
         }
     }
 
