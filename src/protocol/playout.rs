@@ -139,7 +139,15 @@ pub struct Playout<F> {
     underruns: u64,
     late: u64,
     overflow: u64,
+    /// Frames late in a row: a base that has fallen behind the stream
+    /// (a resume with nothing buffered, a sender that slowed) is moved
+    /// rather than skipping every frame from then on.
+    late_run: u32,
 }
+
+/// Frames late in a row after which the base moves (as a jitter buffer
+/// resynchronises).
+const LATE_RUN_RESYNC: u32 = 3;
 
 impl<F: Timed> Playout<F> {
     pub fn new(config: PlayoutConfig) -> Self {
@@ -160,6 +168,7 @@ impl<F: Timed> Playout<F> {
             underruns: 0,
             late: 0,
             overflow: 0,
+            late_run: 0,
         }
     }
 
@@ -226,7 +235,7 @@ impl<F: Timed> Playout<F> {
         if self.scheduled() && (self.base.is_none() || self.discontinuity || jump) {
             self.rebase(now, media, prev);
         }
-        let due = self
+        let mut due = self
             .base
             .map(|(at, m)| at + ticks(media - m).max(Duration::ZERO));
         let behind = self.shown.is_some_and(|(m, _)| media <= m)
@@ -241,10 +250,18 @@ impl<F: Timed> Playout<F> {
             && now > d
             && !self.hold
         {
-            self.late += 1;
-            self.out.push_back(Out::Late(frame));
-            return;
+            self.late_run += 1;
+            if self.late_run < LATE_RUN_RESYNC || !self.queue.is_empty() {
+                self.late += 1;
+                self.out.push_back(Out::Late(frame));
+                return;
+            }
+            // Every frame comes after its time: the base is wrong, not
+            // the frames.
+            self.rebase(now, media, prev);
+            due = self.base.map(|(at, _)| at);
         }
+        self.late_run = 0;
         self.bytes += frame.size();
         self.queue.push_back(Held { frame, media, due });
         while self.queue.len() > self.config.max_frames.max(1)
@@ -502,6 +519,30 @@ mod tests {
         assert!(drain(&mut p, t + MS * 181).is_empty());
         assert_eq!(drain(&mut p, t + MS * 200), [Out::Present(frame(2))]);
         assert_eq!(p.level(t).late, 1);
+    }
+
+    #[test]
+    fn frames_late_in_a_row_move_the_base_instead_of_freezing() {
+        let t = Instant::now();
+        let mut p = scheduled(100);
+        p.push(t, frame(0));
+        assert_eq!(drain(&mut p, t + MS * 100), [Out::Present(frame(0))]);
+        // From frame 1 on, every frame is 30 ms after its time (150, 200, ...).
+        for n in 1..=2 {
+            let at = t + MS * (100 + 50 * n + 30);
+            p.push(at, frame(n));
+            assert_eq!(drain(&mut p, at), [Out::Late(frame(n))]);
+        }
+        let at = t + MS * 280;
+        p.push(at, frame(3));
+        assert!(
+            drain(&mut p, at).is_empty(),
+            "the third in a row moves the base"
+        );
+        assert_eq!(drain(&mut p, at + MS * 100), [Out::Present(frame(3))]);
+        p.push(t + MS * 330, frame(4));
+        assert_eq!(drain(&mut p, at + MS * 150), [Out::Present(frame(4))]);
+        assert_eq!(p.level(at).late, 2);
     }
 
     #[test]
