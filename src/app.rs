@@ -36,12 +36,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::net::client::Forced;
 use crate::net::client::{
     ClientCommand, ClientConfig, ClientError, ClientEvent, Credentials, DecodedFrame,
 };
 use crate::protocol::State;
-// net::client, the usual door to these types, does not re-export it yet.
-use crate::protocol::client::Forced;
 use crate::server_embedded::EmbeddedServer;
 
 pub use connection::{ConnectionFields, DEFAULT_RTP_PORT};

@@ -8,12 +8,11 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use crate::app::history::History;
+use crate::net::client::Forced;
 use crate::net::client::{
     ClientCommand, ClientError, ClientEvent, ClientStats, DecodedFrame, Direction, Timeline,
 };
 use crate::protocol::State;
-// net::client, the usual door to these types, does not re-export it yet.
-use crate::protocol::client::Forced;
 use crate::protocol::rtsp::Method;
 use crate::protocol::session::transition;
 

@@ -28,7 +28,7 @@ pub use crate::protocol::analysis::{
 pub use crate::protocol::playout::BufferState;
 
 pub use crate::protocol::client::{
-    ClientCommand, ClientConfig, ClientError, Credentials, DialectChoice, Direction,
+    ClientCommand, ClientConfig, ClientError, Credentials, DialectChoice, Direction, Forced,
     TransportChoice,
 };
 pub use crate::protocol::timeline::{Anchor, Timeline};
