@@ -508,13 +508,6 @@ impl Analysis {
         self.sender = Some(SenderClock { unix_secs, rtp });
     }
 
-    /// The sender's wall-clock time (Unix seconds) of RTP time `rtp`, once
-    /// a sender report came.
-    pub fn sender_time(&self, rtp: u32) -> Option<f64> {
-        let s = self.sender?;
-        Some(s.unix_secs + rtp.wrapping_sub(s.rtp) as i32 as f64 / self.clock_rate as f64)
-    }
-
     /// The numbers at `now` (the rates over the second before it).
     pub fn snapshot(&mut self, now: Instant) -> NetStats {
         let expected = self.seq.expected();

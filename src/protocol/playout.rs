@@ -172,10 +172,6 @@ impl<F: Timed> Playout<F> {
         }
     }
 
-    pub fn config(&self) -> &PlayoutConfig {
-        &self.config
-    }
-
     /// Frames are presented on a schedule (not as they complete).
     fn scheduled(&self) -> bool {
         !self.config.latency.is_zero() || self.base.is_some()

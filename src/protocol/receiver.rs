@@ -152,7 +152,6 @@ pub struct Receiver {
     pending: VecDeque<Pending>,
     records: Vec<PacketRecord>,
     frame_records: Vec<FrameRecord>,
-    last_packet: Option<Instant>,
 }
 
 impl Receiver {
@@ -175,7 +174,6 @@ impl Receiver {
             pending: VecDeque::new(),
             records: Vec::new(),
             frame_records: Vec::new(),
-            last_packet: None,
         }
     }
 
@@ -187,11 +185,6 @@ impl Receiver {
             self.dimensions = dimensions;
             self.rfc = rtp_jpeg::Depacketizer::new(dimensions);
         }
-    }
-
-    /// When the last packet came, whatever became of it.
-    pub fn last_packet(&self) -> Option<Instant> {
-        self.last_packet
     }
 
     fn count_drop(&mut self, name: &str) {
@@ -217,7 +210,6 @@ impl Receiver {
 
     /// One datagram (or interleaved frame) of RTP, arrived at `now`.
     pub fn handle_rtp(&mut self, now: Instant, buf: &[u8]) {
-        self.last_packet = Some(now);
         let status = self.analysis.arrived(now, buf);
         let seq = (buf.len() >= 4).then(|| u16::from_be_bytes([buf[2], buf[3]]));
         let mut rec = record(now, buf, status.unwrap_or(PacketStatus::Ok));

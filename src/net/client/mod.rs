@@ -163,13 +163,6 @@ pub struct Records {
     pub frames: Vec<FrameRecord>,
 }
 
-impl Records {
-    /// Milliseconds from `origin` to `at` (negative before it).
-    pub fn millis(&self, at: Instant) -> f64 {
-        millis_since(self.origin, at)
-    }
-}
-
 /// Milliseconds from `origin` (or 0 without one) to `at`.
 pub fn millis_since(origin: Option<Instant>, at: Instant) -> f64 {
     let Some(o) = origin else {
