@@ -405,6 +405,13 @@ impl PlayerApp {
         for event in self.link.queued_events() {
             self.handle_event(event);
         }
+        if let (Some(server), Some(info)) = (&self.server, &mut self.view.server) {
+            info.preparing = server.preparing();
+            info.ours = self
+                .link
+                .engine_config()
+                .is_some_and(|c| c.rtsp_port == server.port() && is_loopback(&c.host));
+        }
         if let Some(saved) = self.saver.poll() {
             match saved {
                 save_frame::Saved::To(path) => {
@@ -777,6 +784,8 @@ impl PlayerApp {
             url: server.url(),
             file_name: server.file_name().to_owned(),
             source: server.source().map(Path::to_path_buf),
+            preparing: server.preparing(),
+            ours: false,
         });
         self.serve_bar.path = server
             .source()
@@ -818,6 +827,15 @@ impl Drop for PlayerApp {
         // Also when the app ends without a window closing (tests, embedding).
         self.stop_everything(EXIT_TIMEOUT);
     }
+}
+
+/// Whether `host` names this machine (as the embedded server's URL does).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// While files are dragged over the window, say what dropping does.

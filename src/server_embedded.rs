@@ -7,13 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::media::MjpegFile;
-use crate::net::server::{Server, ServerConfig, ServerError, ServerHandle, root_and_name};
+use crate::net::server::{
+    Preparation, Preparing, Server, ServerConfig, ServerError, ServerHandle, root_and_name,
+};
 
 /// A running in-process server and what it serves. Dropping it stops it.
 pub struct EmbeddedServer {
     port: u16,
     file_name: String,
     source: Option<PathBuf>,
+    /// Dropped before `handle`: it holds the server's file.
+    preparation: Option<Preparation>,
     handle: ServerHandle,
 }
 
@@ -43,6 +47,7 @@ impl EmbeddedServer {
             port: handle.local_addr().port(),
             file_name: crate::SAMPLE_NAME.to_string(),
             source: None,
+            preparation: Some(handle.prepare(crate::SAMPLE_NAME)?),
             handle,
         })
     }
@@ -69,10 +74,18 @@ impl EmbeddedServer {
         let handle = Server::bind(config)?.spawn();
         Ok(EmbeddedServer {
             port: handle.local_addr().port(),
+            preparation: Some(handle.prepare(&name)?),
             file_name: name,
             source: Some(path.to_path_buf()),
             handle,
         })
+    }
+
+    /// What the server is doing to get the file ready (a raw file's first
+    /// read through, re-encoding its first seconds), while it does; None
+    /// once it plays without waiting.
+    pub fn preparing(&self) -> Option<Preparing> {
+        self.preparation.as_ref().and_then(Preparation::progress)
     }
 
     /// Sessions currently set up on this server.

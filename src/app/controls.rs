@@ -399,8 +399,8 @@ pub fn command_name(command: ClientCommand) -> &'static str {
 }
 
 /// While a request is in flight: what is awaited and, once it takes long
-/// enough to notice, a spinner and what the server may be doing (it tells
-/// the window no progress of its own).
+/// enough to notice, the built-in server's progress bar, or for other
+/// servers (which tell no progress) a spinner and what they may be doing.
 fn waiting(ui: &mut egui::Ui, view: &PlayerView) {
     let Some(pending) = view.in_flight else {
         return;
@@ -416,6 +416,18 @@ fn waiting(ui: &mut egui::Ui, view: &PlayerView) {
                 .weak(),
         );
         ui.ctx().request_repaint_after(SLOW_REPLY);
+        return;
+    }
+    // The built-in server says how far it has got; others say nothing.
+    if let Some(server) = view.server.as_ref().filter(|s| s.ours)
+        && let Some(p) = server.preparing
+    {
+        super::serve::preparing_bar(ui, &server.file_name, p, 260.0);
+        ui.label(
+            RichText::new(format!("waiting for the reply to {name}"))
+                .italics()
+                .weak(),
+        );
         return;
     }
     ui.spinner();

@@ -8,6 +8,10 @@ use crossbeam_channel::{Receiver, Sender};
 use egui::{RichText, TextEdit};
 
 use super::view::{PlayerView, UiCommand};
+use crate::net::server::{PREPARED_SECONDS, Preparing};
+
+/// How often the bar moves while the server prepares.
+const PROGRESS_REPAINT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The serve bar's state: the typed path.
 #[derive(Debug, Clone, Default)]
@@ -73,8 +77,56 @@ impl ServeBar {
                 ui.label(RichText::new("VLC, ffplay and ffmpeg open it too").weak())
                     .on_hover_text(open_elsewhere(&server.url));
             });
+            if let Some(p) = server.preparing {
+                ui.horizontal(|ui| preparing_bar(ui, &server.file_name, p, 420.0));
+            }
         }
         command
+    }
+}
+
+/// A determinate bar for what the embedded server does before the file
+/// plays at once, with what it does in words and why on hover.
+pub fn preparing_bar(ui: &mut egui::Ui, file: &str, p: Preparing, width: f32) {
+    let (text, why) = match p {
+        Preparing::Indexing { done, total } => (
+            format!(
+                "Finding every frame of {file}: {} of {}",
+                megabytes(done),
+                megabytes(total)
+            ),
+            "A raw MJPEG file has no index: the server reads it through once to find \
+             every frame, so that it knows how long the stream is (and the position bar \
+             can seek). SETUP waits for it only on lab-framed files."
+                .to_owned(),
+        ),
+        Preparing::Encoding { done, total } => (
+            format!(
+                "Getting the first {PREPARED_SECONDS} s ready for RTP/JPEG: \
+                 frame {done} of {total}"
+            ),
+            "Frames that RFC 2435 cannot carry as they are (4:4:4 sampling, for one) \
+             are re-encoded as 4:2:0 once for every viewer: the first seconds now, the \
+             rest ahead of the playhead while it plays."
+                .to_owned(),
+        ),
+    };
+    ui.add(
+        egui::ProgressBar::new(p.fraction())
+            .desired_width(width)
+            .text(text),
+    )
+    .on_hover_text(why);
+    ui.ctx().request_repaint_after(PROGRESS_REPAINT);
+}
+
+/// A byte count in megabytes, with a decimal while that says something.
+fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / 1e6;
+    if mb < 10.0 {
+        format!("{mb:.1} MB")
+    } else {
+        format!("{mb:.0} MB")
     }
 }
 
@@ -126,5 +178,47 @@ impl FilePicker {
     /// or no dialog could be shown.
     pub fn poll(&self) -> Option<Option<PathBuf>> {
         self.rx.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use egui::accesskit::Role;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::{NodeT, Queryable};
+
+    use super::*;
+
+    fn bar_of(p: Preparing) -> (String, Option<f64>) {
+        let harness = Harness::new_ui(move |ui| preparing_bar(ui, "long.mjpeg", p, 400.0));
+        let bar = harness.get_by_role(Role::ProgressIndicator);
+        let node = bar.accesskit_node();
+        (node.label().unwrap_or_default(), node.numeric_value())
+    }
+
+    #[test]
+    fn indexing_shows_bytes_read_of_the_file() {
+        let (label, value) = bar_of(Preparing::Indexing {
+            done: 512_000_000,
+            total: 2_048_000_000,
+        });
+        assert_eq!(
+            label,
+            "Finding every frame of long.mjpeg: 512 MB of 2048 MB"
+        );
+        assert_eq!(value, Some(25.0));
+    }
+
+    #[test]
+    fn encoding_shows_frames_of_the_first_seconds() {
+        let (label, value) = bar_of(Preparing::Encoding {
+            done: 30,
+            total: 40,
+        });
+        assert_eq!(
+            label,
+            "Getting the first 2 s ready for RTP/JPEG: frame 30 of 40"
+        );
+        assert_eq!(value, Some(75.0));
     }
 }

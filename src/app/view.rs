@@ -12,6 +12,7 @@ use crate::net::client::Forced;
 use crate::net::client::{
     ClientCommand, ClientError, ClientEvent, ClientStats, DecodedFrame, Direction, Timeline,
 };
+use crate::net::server::Preparing;
 use crate::protocol::State;
 use crate::protocol::rtsp::Method;
 use crate::protocol::session::transition;
@@ -155,6 +156,11 @@ pub struct ServerInfo {
     pub file_name: String,
     /// The served file, or None for the bundled sample.
     pub source: Option<PathBuf>,
+    /// What the server is doing to get the file ready, while it does.
+    pub preparing: Option<Preparing>,
+    /// The session in this window plays from this server (so a slow reply
+    /// is the preparation's doing, and its bar says how long is left).
+    pub ours: bool,
 }
 
 /// Everything the panels draw.

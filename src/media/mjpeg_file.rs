@@ -11,6 +11,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::media::jpeg;
@@ -121,6 +122,9 @@ pub struct MjpegFile {
     source: Source,
     dimensions: Option<(u16, u16)>,
     index: Mutex<Index>,
+    /// How far indexing has read, readable without the index lock so that
+    /// a progress bar never waits for the scan it shows.
+    scanned: AtomicU64,
 }
 
 impl fmt::Debug for MjpegFile {
@@ -183,6 +187,7 @@ impl MjpegFile {
             source,
             dimensions: None,
             index: Mutex::new(Index::default()),
+            scanned: AtomicU64::new(0),
         };
         let Some(first) = file.frame(0)? else {
             return Err(MediaError::NoFrames { path: file.path });
@@ -255,6 +260,32 @@ impl MjpegFile {
         Ok(index.frames.len())
     }
 
+    /// Index at most `slots` more frame slots and say whether the whole
+    /// file is indexed. Unlike [`MjpegFile::index_all`] it lets go of the
+    /// index between calls, so sessions reading frames already found do not
+    /// wait for a long scan.
+    pub fn index_more(&self, slots: usize) -> Result<bool, MediaError> {
+        let mut index = self.lock();
+        for _ in 0..slots {
+            if index.done {
+                break;
+            }
+            self.step(&mut index)?;
+        }
+        Ok(index.done)
+    }
+
+    /// Bytes of the file indexing has read through so far (the whole
+    /// length once it is done).
+    pub fn scanned_bytes(&self) -> u64 {
+        self.scanned.load(Ordering::Relaxed)
+    }
+
+    /// The file's length in bytes.
+    pub fn len_bytes(&self) -> u64 {
+        self.source.len()
+    }
+
     /// Corrupt or truncated frame slots found so far.
     pub fn skipped(&self) -> Vec<SkippedFrame> {
         self.lock().skipped.clone()
@@ -283,6 +314,7 @@ impl MjpegFile {
         let start = index.next_offset;
         if start >= self.source.len() {
             index.done = true;
+            self.scanned.store(self.source.len(), Ordering::Relaxed);
             return Ok(());
         }
         let slot = match self.framing {
@@ -291,6 +323,12 @@ impl MjpegFile {
         }
         .map_err(|e| self.io_error(e))?;
         index.record(&self.name, start, slot);
+        let scanned = if index.done {
+            self.source.len()
+        } else {
+            index.next_offset
+        };
+        self.scanned.store(scanned, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -798,6 +836,25 @@ mod tests {
         f.frame(1).unwrap();
         assert_eq!(f.lock().frames.len(), 2);
         assert_eq!(f.frame(usize::MAX).unwrap(), None);
+        assert_eq!(f.frame_count(), Some(4));
+    }
+
+    #[test]
+    fn index_more_reports_how_far_it_read() {
+        let frames: Vec<_> = (1..=4).map(jpeg).collect();
+        let bytes = frames.concat();
+        let total = bytes.len() as u64;
+        let f = mem(bytes).unwrap();
+        assert_eq!(f.len_bytes(), total);
+        // Opening found the first frame only.
+        assert_eq!(f.scanned_bytes(), frames[0].len() as u64);
+        assert!(!f.index_more(2).unwrap());
+        assert_eq!(
+            f.scanned_bytes(),
+            (frames[0].len() + frames[1].len() + frames[2].len()) as u64
+        );
+        assert!(f.index_more(5).unwrap());
+        assert_eq!(f.scanned_bytes(), total);
         assert_eq!(f.frame_count(), Some(4));
     }
 

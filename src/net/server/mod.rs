@@ -10,6 +10,7 @@ mod connection;
 mod fanout;
 mod limits;
 mod media;
+mod prepare;
 
 use std::collections::HashMap;
 use std::io;
@@ -122,6 +123,7 @@ impl Default for ServerConfig {
 }
 
 pub use media::STANDARD_MAX_PAYLOAD;
+pub use prepare::{PREPARED_SECONDS, Preparation, Preparing};
 
 /// State shared by the server's threads.
 struct Shared {
@@ -238,6 +240,21 @@ impl ServerHandle {
     /// Open RTSP connections.
     pub fn connections(&self) -> usize {
         self.shared.connections.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Get `name` (a request target) ready to play at once, on a thread of
+    /// its own: find all its frames, re-encode its first seconds if it must
+    /// be. Sessions share what it does; the returned handle tells how far
+    /// it has got.
+    pub fn prepare(&self, name: &str) -> Result<Preparation, ServerError> {
+        let library = &self.shared.library;
+        let media_error = |reason: String| ServerError::Media {
+            path: PathBuf::from(name),
+            reason,
+        };
+        let file = library.open(name).map_err(|e| media_error(e.to_string()))?;
+        let ready = library.ready_frames(name, &file);
+        Preparation::start(file, ready, self.shared.config.fps).map_err(ServerError::Thread)
     }
 
     /// Stop accepting, close every connection (ending its session) and wait
