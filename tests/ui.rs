@@ -1672,3 +1672,47 @@ fn play_sent_anyway_in_init_gets_455_from_the_embedded_server() {
     click(&mut harness, "TEARDOWN");
     wait_for_state(&mut harness, State::Init);
 }
+
+/// SETUP `url` and let the engine answer READY, then TEARDOWN back to INIT.
+fn play_once(harness: &mut Harness<'_, PlayerApp>, url: &str) {
+    set_text(harness, "URL", url);
+    click(harness, "SETUP");
+    feed(harness, state_event(State::Ready));
+    click(harness, "TEARDOWN");
+    feed(harness, state_event(State::Init));
+}
+
+#[test]
+fn recent_urls_list_what_reached_ready_newest_first_and_fill_the_url() {
+    let mut harness = fixture(State::Init);
+    assert!(!enabled(&harness, "Recent"), "nothing played yet");
+    play_once(&mut harness, "rtsp://cam-a.example:8554/a");
+    play_once(&mut harness, "rtsp://admin:s3cret@cam-b.example/b");
+    // A URL that was refused is not kept.
+    set_text(&mut harness, "URL", "rtsp://refused.example/x");
+    click(&mut harness, "SETUP");
+    feed(
+        &mut harness,
+        ClientEvent::Error(ClientError::NoReply {
+            method: "SETUP".to_owned(),
+            seconds: 5,
+        }),
+    );
+    click(&mut harness, "Recent");
+    let listed: Vec<String> = harness
+        .query_all_by_role(egui::accesskit::Role::Button)
+        .filter_map(|n| n.accesskit_node().label())
+        .filter(|l| l.starts_with("rtsp://"))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "rtsp://admin@cam-b.example:554/b",
+            "rtsp://cam-a.example:8554/a"
+        ],
+        "newest first, without the password"
+    );
+    click(&mut harness, "rtsp://cam-a.example:8554/a");
+    assert_eq!(value(&harness, "URL"), "rtsp://cam-a.example:8554/a");
+    assert_eq!(value(&harness, "Host"), "cam-a.example");
+}
