@@ -99,7 +99,9 @@ pub fn describe(why: &CarryError) -> String {
         }
         CarryError::NotBaseline(n) => format!("not baseline JPEG (SOF{n})"),
         CarryError::Components(n) => format!("{n}-component, not 3-component YCbCr"),
-        CarryError::Tables => "using 16-bit or oddly shared quantisation tables".into(),
+        CarryError::Tables => {
+            "using 16-bit quantisation tables, or different ones for Cb and Cr".into()
+        }
         CarryError::Huffman => "using non-standard (optimised) Huffman tables".into(),
         CarryError::Scan => "not one interleaved scan with standard table ids".into(),
     }

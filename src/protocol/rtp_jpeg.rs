@@ -46,7 +46,7 @@ pub enum CarryError {
     Components(usize),
     #[error("sampling {0} is neither 4:2:2 nor 4:2:0")]
     Sampling(String),
-    #[error("quantisation tables are 16-bit or shared oddly")]
+    #[error("quantisation tables are 16-bit, or Cb and Cr use different ones")]
     Tables,
     #[error("Huffman tables are not the standard ones")]
     Huffman,
@@ -191,7 +191,11 @@ fn finish<'a>(
             )));
         }
     };
-    if cb.3 != cr.3 || y.3 == cb.3 {
+    // Cb and Cr must share a table: RFC 2435 carries one for luma and one
+    // for chroma. Luma may share it too (ffmpeg's MJPEG encoder writes one
+    // table for all three): it then travels as both, and the receiver's
+    // rebuilt header gives every component the same values, as the file did.
+    if cb.3 != cr.3 {
         return Err(CarryError::Tables);
     }
     let (Some(luma), Some(chroma)) = (qt[y.3 as usize & 3], qt[cb.3 as usize & 3]) else {
@@ -670,6 +674,29 @@ mod tests {
             .collect();
         assert!(results.iter().all(|r| !matches!(r, Ok(Some(_)))));
         assert!(results.contains(&Err(DropReason::Fragment)));
+    }
+
+    /// ffmpeg's MJPEG encoder writes one quantisation table for all three
+    /// components: it travels as is, the one table as both luma and chroma.
+    #[test]
+    fn one_table_for_every_component_travels_as_both() {
+        let tables = make_tables(75);
+        let mut jpeg = make_headers(Layout::Yuv420, 320, 240, &tables[..64], 0);
+        let scan = vec![5u8; 3000];
+        jpeg.extend_from_slice(&scan);
+        jpeg.extend_from_slice(&[0xff, 0xd9]);
+        let c = carriable(&jpeg).unwrap();
+        assert_eq!(c.tables[0][..], tables[..64]);
+        assert_eq!(c.tables[1][..], tables[..64]);
+        assert_eq!(c.scan, &scan[..]);
+        // Cb and Cr on different tables still cannot travel.
+        let mut two = make_headers(Layout::Yuv420, 320, 240, &tables, 0);
+        let sof = two.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+        // Components start 10 bytes after the marker: id, sampling, table.
+        assert_eq!(two[sof + 18], 1, "Cr's table");
+        two[sof + 18] = 0;
+        two.extend_from_slice(&[1, 2, 0xff, 0xd9]);
+        assert_eq!(carriable(&two).err(), Some(CarryError::Tables));
     }
 
     #[test]
