@@ -52,7 +52,7 @@ enum Command {
         /// Start again at the first frame when a file ends.
         #[arg(long = "loop")]
         looping: bool,
-        /// Who sends UDP sessions' RTP: one fan-out thread for all, or a
+        /// Who sends the sessions' RTP (UDP or interleaved): one fan-out thread for all, or a
         /// thread per session (the old way, kept to measure against).
         #[arg(long, value_enum, default_value_t = SenderArg::Fanout)]
         sender: SenderArg,

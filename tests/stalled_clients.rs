@@ -190,3 +190,88 @@ fn a_closed_rtp_port_disturbs_no_other_session() {
         server.active_sessions() == 0
     });
 }
+
+/// Reads `$`-framed packets from `s` until `want` RTP packets (channel 0)
+/// came; returns their sequence numbers and timestamps.
+fn read_interleaved(s: &mut TcpStream, want: usize) -> Vec<(u16, u32)> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut head = [0u8; 4];
+    while got.len() < want {
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(head[0], b'$', "interleaved frames only, whole");
+        let mut packet = vec![0u8; usize::from(u16::from_be_bytes([head[2], head[3]]))];
+        s.read_exact(&mut packet).unwrap();
+        if head[1] == 0 {
+            let rtp = rtp_header(&packet);
+            got.push((rtp.seq, rtp.ts));
+        }
+    }
+    got
+}
+
+#[test]
+fn a_slow_tcp_client_misses_whole_frames_and_keeps_its_session() {
+    let root = temp_dir("slow-tcp");
+    write_hd_clip(&root.join("hd.mjpeg"));
+    let server = server_with(ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        root: Some(root.clone()),
+        fps: 100,
+        looping: true,
+        write_timeout: Duration::from_secs(3),
+        ..ServerConfig::default()
+    });
+    let addr = server.local_addr();
+    let url = format!("rtsp://{addr}/hd.mjpeg");
+    let mut slow = small_window_connect(addr);
+    let (status, session) = request(
+        &mut slow,
+        &format!(
+            "SETUP {url} RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200);
+    let session = session.expect("a session id");
+    let (status, _) = request(
+        &mut slow,
+        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
+    );
+    assert_eq!(status, 200);
+    // Not reading for a while (well within the write timeout) fills the
+    // window: frames due meanwhile cannot all go.
+    let first = read_interleaved(&mut slow, 1);
+    std::thread::sleep(Duration::from_millis(500));
+    let rest = read_interleaved(&mut slow, 3000);
+    let all: Vec<(u16, u32)> = first.into_iter().chain(rest).collect();
+    // Frames were missed whole: no sequence number is missing...
+    for pair in all.windows(2) {
+        assert_eq!(
+            pair[1].0,
+            pair[0].0.wrapping_add(1),
+            "sequence numbers run on: {pair:?}"
+        );
+    }
+    // ...but time jumps where frames were skipped (900 = one frame at
+    // 100 fps on the 90 kHz clock).
+    let longest = all
+        .windows(2)
+        .map(|p| p[1].1.wrapping_sub(p[0].1))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest > 900,
+        "no frame was skipped (longest step {longest})"
+    );
+    // The session and its connection live on.
+    assert_eq!(server.active_sessions(), 1);
+    slow.write_all(
+        format!("TEARDOWN {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    eventually("the session ended", Duration::from_secs(10), || {
+        server.active_sessions() == 0
+    });
+    drop(server);
+    std::fs::remove_dir_all(root).ok();
+}

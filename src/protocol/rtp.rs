@@ -30,11 +30,26 @@ pub struct RtpHeader {
 impl RtpHeader {
     /// Append the 12-byte header (V=2, P=0, X=0, CC=0) to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.push(0x80);
-        out.push(((self.marker as u8) << 7) | (self.payload_type & 0x7f));
-        out.extend_from_slice(&self.sequence.to_be_bytes());
-        out.extend_from_slice(&self.timestamp.to_be_bytes());
-        out.extend_from_slice(&self.ssrc.to_be_bytes());
+        out.extend_from_slice(&self.bytes());
+    }
+
+    /// Write the 12-byte header over `out[..12]` (a sender filling the
+    /// same buffer for packet after packet).
+    pub fn write_into(&self, out: &mut [u8]) {
+        if let Some(head) = out.get_mut(..HEADER_LEN) {
+            head.copy_from_slice(&self.bytes());
+        }
+    }
+
+    /// The 12 bytes of the header.
+    pub fn bytes(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0] = 0x80;
+        b[1] = ((self.marker as u8) << 7) | (self.payload_type & 0x7f);
+        b[2..4].copy_from_slice(&self.sequence.to_be_bytes());
+        b[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        b[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        b
     }
 }
 

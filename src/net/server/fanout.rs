@@ -1,4 +1,5 @@
-//! The fan-out sender: one thread sends the RTP of every UDP session.
+//! The fan-out sender: one thread sends the RTP of every session, over
+//! UDP or interleaved in its RTSP connection.
 //!
 //! Each session keeps its own absolute [`Pacer`] schedule (from its own
 //! PLAY), its own connected sockets (so that a closed client port still
@@ -7,7 +8,11 @@
 //! read and cut into RTP payloads once per file and position
 //! ([`PacketCache`]), and each session due adds only its 12-byte headers
 //! and hands the frame to the kernel in one segmented send
-//! ([`UdpBatch::push_parts`]: header and shared payload, no packetizing).
+//! ([`UdpBatch::push_parts`]: header and shared payload, no packetizing),
+//! or, interleaved, in one write offered to its connection
+//! ([`ConnectionWriter::offer`](crate::net::writer::ConnectionWriter::offer)),
+//! which never waits: a client that has not taken the last frame yet
+//! misses this one.
 //!
 //! The thread wakes at the earliest deadline of any session (a channel
 //! wait with a deadline, precise to the kernel's timer) and serves every
@@ -27,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracing::{debug, info, warn};
 
+use super::connection::Writer;
 use super::media::{MediaCommand, SR_EVERY, Sent, Source};
 use crate::net::udp_batch::UdpBatch;
 use crate::protocol::pacer::Pacer;
@@ -149,11 +155,33 @@ pub(super) enum HubCommand {
     Remove { key: u64, done: Sender<()> },
 }
 
-/// One UDP session as the hub keeps it.
+/// Where a hub session's packets go.
+pub(super) enum HubOut {
+    Udp {
+        rtp: UdpSocket,
+        rtcp: Option<UdpSocket>,
+        batch: UdpBatch,
+    },
+    Interleaved {
+        writer: Writer,
+        rtp_channel: u8,
+        rtcp_channel: u8,
+        /// The frame's `$`-framed packets, reused from frame to frame.
+        buf: Vec<u8>,
+    },
+}
+
+impl HubOut {
+    /// Whether sender reports go out (and RTCP may come back).
+    fn has_rtcp(&self) -> bool {
+        !matches!(self, HubOut::Udp { rtcp: None, .. })
+    }
+}
+
+/// One session as the hub keeps it.
 pub(super) struct HubSession {
     pub key: u64,
-    pub rtp: UdpSocket,
-    pub rtcp: Option<UdpSocket>,
+    pub out: HubOut,
     pub source: Source,
     pub payload: Payload,
     pub numbering: Numbering,
@@ -170,7 +198,9 @@ pub(super) struct HubSession {
     pub pacer: Pacer,
     pub sent: Sent,
     pub refusals: Refusals,
-    pub batch: UdpBatch,
+    /// Frames a slow interleaved client missed, and whether that was said.
+    pub behind: u64,
+    pub behind_said: bool,
     pub next_sr: Instant,
     pub next_rtcp_check: Instant,
 }
@@ -186,10 +216,11 @@ impl HubSession {
 
     /// When this session next needs the thread.
     fn wake(&self) -> Option<Instant> {
-        let rtcp = self.rtcp.as_ref().map(|_| self.next_rtcp_check);
+        let rtcp =
+            matches!(self.out, HubOut::Udp { rtcp: Some(_), .. }).then_some(self.next_rtcp_check);
         let frame = self.playing.then(|| {
             let d = self.pacer.deadline();
-            if self.rtcp.is_some() {
+            if self.out.has_rtcp() {
                 d.min(self.next_sr)
             } else {
                 d
@@ -231,7 +262,9 @@ impl HubSession {
 
     /// Does what is due at `now` (frames due by `horizon`).
     fn serve(&mut self, now: Instant, horizon: Instant, cache: &mut PacketCache) {
-        if let Some(rtcp) = &self.rtcp
+        if let HubOut::Udp {
+            rtcp: Some(rtcp), ..
+        } = &self.out
             && now >= self.next_rtcp_check
         {
             self.next_rtcp_check = now + RTCP_CHECK;
@@ -248,7 +281,7 @@ impl HubSession {
         if !self.playing {
             return;
         }
-        if self.rtcp.is_some() && now >= self.next_sr {
+        if self.out.has_rtcp() && now >= self.next_sr {
             self.next_sr = now + SR_EVERY;
             self.send_report();
         }
@@ -281,11 +314,16 @@ impl HubSession {
         }
     }
 
+    /// Sends one frame; false when the client refused it (UDP) or its
+    /// connection broke (interleaved).
     fn send_frame(&mut self, packets: &Packets) -> bool {
         let timestamp = self.timestamp();
-        let mut head = Vec::with_capacity(rtp::HEADER_LEN);
+        // The timestamp follows the frames due, sent or missed, so that a
+        // client that missed some still plays at the right pace.
+        self.sent.frames += 1;
+        let first_sequence = self.sequence;
+        let mut head = [0u8; 4 + rtp::HEADER_LEN];
         for &(start, len, marker) in &packets.parts {
-            head.clear();
             RtpHeader {
                 marker,
                 payload_type: rtp::PT_JPEG,
@@ -293,26 +331,79 @@ impl HubSession {
                 timestamp,
                 ssrc: self.numbering.ssrc,
             }
-            .write(&mut head);
+            .write_into(&mut head[4..]);
             self.sequence = self.sequence.wrapping_add(1);
             let payload = &packets.bytes[start..start + len];
-            self.batch.push_parts(&self.rtp, &head, payload);
-            self.sent.packets = self.sent.packets.wrapping_add(1);
-            self.sent.octets = self.sent.octets.wrapping_add(len as u32);
+            match &mut self.out {
+                HubOut::Udp { rtp, batch, .. } => batch.push_parts(rtp, &head[4..], payload),
+                HubOut::Interleaved {
+                    rtp_channel, buf, ..
+                } => {
+                    let size = (rtp::HEADER_LEN + len).min(usize::from(u16::MAX)) as u16;
+                    head[..4].copy_from_slice(&[b'$', *rtp_channel, (size >> 8) as u8, size as u8]);
+                    buf.extend_from_slice(&head);
+                    buf.extend_from_slice(payload);
+                }
+            }
         }
-        self.sent.frames += 1;
-        self.batch.finish(&self.rtp)
+        let (sent, ok) = match &mut self.out {
+            HubOut::Udp { rtp, batch, .. } => {
+                let ok = batch.finish(rtp);
+                (true, ok)
+            }
+            HubOut::Interleaved { writer, buf, .. } => {
+                let offered = writer.offer(buf);
+                buf.clear();
+                match offered {
+                    Ok(sent) => (sent, true),
+                    Err(_) => (false, false),
+                }
+            }
+        };
+        if sent {
+            self.sent.packets = self.sent.packets.wrapping_add(packets.parts.len() as u32);
+            self.sent.octets = self.sent.octets.wrapping_add(packets.bytes.len() as u32);
+            self.behind_said = false;
+        } else if ok {
+            // Missed whole: its numbers go to the next frame, so the client
+            // sees no loss, only a longer gap in time.
+            self.sequence = first_sequence;
+            self.behind += 1;
+            if !self.behind_said {
+                self.behind_said = true;
+                debug!(peer = %self.peer, session = %self.session, missed = self.behind, "the client has not taken the last frame yet: skipping frames until it does");
+            }
+        }
+        ok
     }
 
-    fn send_report(&self) {
-        let Some(rtcp) = &self.rtcp else { return };
+    fn send_report(&mut self) {
+        if !self.out.has_rtcp() {
+            return;
+        }
         let sr = super::sender_report_now(
             self.numbering.ssrc,
             self.timestamp(),
             self.sent.packets,
             self.sent.octets,
         );
-        let _ = rtcp.send(&sr);
+        match &mut self.out {
+            HubOut::Udp { rtcp: Some(s), .. } => {
+                let _ = s.send(&sr);
+            }
+            HubOut::Udp { rtcp: None, .. } => {}
+            HubOut::Interleaved {
+                writer,
+                rtcp_channel,
+                ..
+            } => {
+                let mut message = Vec::with_capacity(4 + sr.len());
+                message.extend_from_slice(&[b'$', *rtcp_channel, 0, sr.len() as u8]);
+                message.extend_from_slice(&sr);
+                // A report missed by a slow client is no loss.
+                let _ = writer.offer(&message);
+            }
+        }
     }
 }
 

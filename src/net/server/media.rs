@@ -1,11 +1,10 @@
-//! A session's RTP sender. UDP sessions go to the fan-out sender
-//! ([`super::fanout`], one thread for all); an interleaved session (whose
-//! writes to its RTSP connection may block) gets a thread of its own that
-//! sends its frames on the absolute [`Pacer`] schedule, as every session
-//! did before (still there for UDP with `--sender threads`, to measure
-//! against). Standard sessions get RTCP sender reports. The rules both
-//! follow (numbering, timestamps, refusals) are in
-//! [`crate::protocol::sender`].
+//! A session's RTP sender. Sessions go to the fan-out sender
+//! ([`super::fanout`], one thread for all, over UDP or interleaved in the
+//! RTSP connection); with `--sender threads` each gets a thread of its own
+//! that sends its frames on the absolute [`Pacer`] schedule, as every
+//! session did before (kept to measure against). Standard sessions get
+//! RTCP sender reports. The rules both follow (numbering, timestamps,
+//! refusals) are in [`crate::protocol::sender`].
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -19,7 +18,7 @@ use rand::Rng;
 use tracing::{debug, info, warn};
 
 use super::connection::Writer;
-use super::fanout::{HubCommand, HubSession};
+use super::fanout::{HubCommand, HubOut, HubSession};
 use super::{SenderKind, Shared};
 use crate::media::MjpegFile;
 use crate::media::rtp_ready::Viewer;
@@ -177,9 +176,8 @@ fn bind_pair(ip: IpAddr) -> io::Result<(UdpSocket, UdpSocket)> {
     Err(last)
 }
 
-/// A session's media: its own thread (interleaved sessions, whose writes
-/// may block, and UDP ones when the server is told to use threads), or a
-/// place in the fan-out sender ([`super::fanout`]).
+/// A session's media: a place in the fan-out sender ([`super::fanout`]),
+/// or its own thread when the server is told to use threads.
 pub(super) struct MediaSender {
     kind: Kind,
     last_rtcp: Arc<Mutex<Option<Instant>>>,
@@ -253,25 +251,43 @@ impl MediaSender {
             Payload::Rfc2435 => STANDARD_MAX_PAYLOAD,
         };
         let last_rtcp = Arc::new(Mutex::new(None));
-        let hub = match (shared.config.sender, info.transport) {
-            (SenderKind::Fanout, MediaTransport::Udp { .. }) => shared.hub.sender(),
-            _ => None,
+        let hub = match shared.config.sender {
+            SenderKind::Fanout => shared.hub.sender(),
+            SenderKind::Threads => None,
         };
-        let (kind, server_ports) = match (info.transport, hub) {
-            (
-                MediaTransport::Udp {
-                    rtp_port,
-                    rtcp_port,
-                },
-                Some(hub),
-            ) => {
-                let out = udp_sockets(local_ip, peer, rtp_port, rtcp_port)?;
+        let (kind, server_ports) = match hub {
+            Some(hub) => {
+                let (out, server_ports) = match info.transport {
+                    MediaTransport::Udp {
+                        rtp_port,
+                        rtcp_port,
+                    } => {
+                        let o = udp_sockets(local_ip, peer, rtp_port, rtcp_port)?;
+                        let out = HubOut::Udp {
+                            rtp: o.rtp,
+                            rtcp: o.rtcp,
+                            batch: UdpBatch::new(),
+                        };
+                        (out, o.server_ports)
+                    }
+                    MediaTransport::Interleaved {
+                        rtp_channel,
+                        rtcp_channel,
+                    } => {
+                        let out = HubOut::Interleaved {
+                            writer,
+                            rtp_channel,
+                            rtcp_channel,
+                            buf: Vec::new(),
+                        };
+                        (out, None)
+                    }
+                };
                 let key = shared.next_media.fetch_add(1, Ordering::SeqCst);
                 let now = Instant::now();
                 let session = HubSession {
                     key,
-                    rtp: out.rtp,
-                    rtcp: out.rtcp,
+                    out,
                     source,
                     payload: info.payload,
                     numbering,
@@ -287,15 +303,17 @@ impl MediaSender {
                     pacer: Pacer::new(now, shared.config.fps),
                     sent: Sent::default(),
                     refusals: Refusals::default(),
-                    batch: UdpBatch::new(),
+                    behind: 0,
+                    behind_said: false,
                     next_sr: now,
                     next_rtcp_check: now,
                 };
                 hub.send(HubCommand::Add(Box::new(session)))
                     .map_err(|_| io::Error::other("the RTP sender has stopped"))?;
-                (Kind::Hub { key, commands: hub }, out.server_ports)
+                (Kind::Hub { key, commands: hub }, server_ports)
             }
-            (transport, _) => {
+            None => {
+                let transport = info.transport;
                 let (out, server_ports) = match transport {
                     MediaTransport::Udp {
                         rtp_port,

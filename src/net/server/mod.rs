@@ -70,7 +70,7 @@ pub struct ServerConfig {
     /// the sessions' playheads (true), or in the sender's path when each
     /// frame is due (false: only for measuring what the worker gains).
     pub encode_ahead: bool,
-    /// Who sends UDP sessions' RTP.
+    /// Who sends the sessions' RTP.
     pub sender: SenderKind,
     /// Most RTSP connections open at once (0: no cap); beyond it a new
     /// connection gets 503 and is closed.
@@ -90,7 +90,7 @@ pub const MAX_SESSIONS: usize = 2000;
 /// fits; one client cannot take the whole server.
 pub const MAX_PER_ADDRESS: usize = 200;
 
-/// Who sends UDP sessions' RTP (interleaved ones always get a thread).
+/// Who sends the sessions' RTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SenderKind {
     /// One thread for every session, sharing packetized frames.
