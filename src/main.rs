@@ -52,10 +52,14 @@ enum Command {
         /// Start again at the first frame when a file ends.
         #[arg(long = "loop")]
         looping: bool,
-        /// Who sends the sessions' RTP (UDP or interleaved): one fan-out thread for all, or a
-        /// thread per session (the old way, kept to measure against).
+        /// Who sends the sessions' RTP (UDP or interleaved): fan-out threads
+        /// sharing the sessions, or a thread per session (the old way, kept
+        /// to measure against).
         #[arg(long, value_enum, default_value_t = SenderArg::Fanout)]
         sender: SenderArg,
+        /// Fan-out sender threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        sender_threads: usize,
         /// Most RTSP connections at once (0: no cap); beyond, 503.
         #[arg(long, default_value_t = MAX_CONNECTIONS)]
         max_connections: usize,
@@ -290,6 +294,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fps,
             looping,
             sender,
+            sender_threads,
             max_connections,
             max_sessions,
             max_per_address,
@@ -303,6 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     SenderArg::Fanout => SenderKind::Fanout,
                     SenderArg::Threads => SenderKind::Threads,
                 },
+                sender_threads,
                 max_connections,
                 max_sessions,
                 max_per_address,

@@ -15,15 +15,18 @@
 //! misses this one.
 //!
 //! The thread wakes at the earliest deadline of any session (a channel
-//! wait with a deadline, precise to the kernel's timer) and serves every
-//! session due by then or within [`COALESCE`] after, so that a thousand
-//! sessions spread over a frame period cost hundreds of wake-ups a second,
-//! not twenty thousand. Commands (add, play, pause, seek, remove) come over
+//! wait with a deadline, precise to the kernel's timer; sessions wait in a
+//! queue ordered by deadline, so only those due are looked at) and serves
+//! every session due by then or within [`COALESCE`] after, so that a
+//! thousand sessions spread over a frame period cost hundreds of wake-ups
+//! a second, not twenty thousand. A server may run several such threads
+//! (one per core by default), each with its share of the sessions. Commands (add, play, pause, seek, remove) come over
 //! the same channel; RTCP sockets are read without blocking once a second
 //! per session, a bounded number of datagrams each (a flood is dropped by
 //! the socket's own buffer).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -262,10 +265,12 @@ impl HubSession {
 
     /// Does what is due at `now` (frames due by `horizon`).
     fn serve(&mut self, now: Instant, horizon: Instant, cache: &mut PacketCache) {
+        // Everything due by the horizon is done now, so that a session
+        // served is never due again within this wake-up.
         if let HubOut::Udp {
             rtcp: Some(rtcp), ..
         } = &self.out
-            && now >= self.next_rtcp_check
+            && horizon >= self.next_rtcp_check
         {
             self.next_rtcp_check = now + RTCP_CHECK;
             let mut buf = [0u8; 1500];
@@ -281,7 +286,7 @@ impl HubSession {
         if !self.playing {
             return;
         }
-        if self.out.has_rtcp() && now >= self.next_sr {
+        if self.out.has_rtcp() && horizon >= self.next_sr {
             self.next_sr = now + SR_EVERY;
             self.send_report();
         }
@@ -407,77 +412,165 @@ impl HubSession {
     }
 }
 
-/// The fan-out sender's handle: see the module documentation.
+/// The fan-out sender's handle: one thread (see the module
+/// documentation), or several, each with its share of the sessions.
 pub(super) struct Hub {
-    commands: Mutex<Option<Sender<HubCommand>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    commands: Mutex<Vec<Sender<HubCommand>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Hub {
-    pub fn start() -> std::io::Result<Hub> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let thread = std::thread::Builder::new()
-            .name("rtp-fanout".into())
-            .spawn(move || run(rx))?;
+    /// Start `threads` sender threads (at least one).
+    pub fn start(threads: usize) -> std::io::Result<Hub> {
+        let mut commands = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let thread = std::thread::Builder::new()
+                .name(format!("rtp-fanout-{i}"))
+                .spawn(move || run(rx))?;
+            commands.push(tx);
+            handles.push(thread);
+        }
         Ok(Hub {
-            commands: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
+            commands: Mutex::new(commands),
+            threads: Mutex::new(handles),
         })
     }
 
-    /// A way to reach the thread; None once stopped.
-    pub fn sender(&self) -> Option<Sender<HubCommand>> {
+    /// A way to reach the thread that serves session `key`; None once
+    /// stopped. Keys are handed out in turn, so the threads share the
+    /// sessions evenly.
+    pub fn sender(&self, key: u64) -> Option<Sender<HubCommand>> {
+        let commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
+        let n = commands.len() as u64;
+        (n > 0).then(|| commands[(key % n) as usize].clone())
+    }
+
+    /// Ends the threads once every session's handle has gone (the server
+    /// stops its connections first).
+    pub fn stop(&self) {
         self.commands
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Ends the thread once every session's handle has gone (the server
-    /// stops its connections first).
-    pub fn stop(&self) {
-        drop(
-            self.commands
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(t) = thread {
+            .clear();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
             let _ = t.join();
         }
     }
 }
 
+/// A session's next wake-up, as the queue holds it: when, and which
+/// session (its slot and key, so that an entry for a session gone or
+/// rescheduled since is known stale and skipped).
+type Due = Reverse<(Instant, usize, u64)>;
+
+/// The sessions of one sender thread, and when each is next due: only
+/// the sessions due are looked at in a wake-up, whatever their number.
+#[derive(Default)]
+struct Sessions {
+    slots: Vec<Option<HubSession>>,
+    free: Vec<usize>,
+    by_key: HashMap<u64, usize>,
+    queue: BinaryHeap<Due>,
+}
+
+impl Sessions {
+    fn add(&mut self, s: HubSession) {
+        let key = s.key;
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(s);
+                i
+            }
+            None => {
+                self.slots.push(Some(s));
+                self.slots.len() - 1
+            }
+        };
+        self.by_key.insert(key, slot);
+        self.schedule(slot);
+    }
+
+    fn remove(&mut self, key: u64) -> Option<HubSession> {
+        let slot = self.by_key.remove(&key)?;
+        self.free.push(slot);
+        self.slots[slot].take()
+    }
+
+    fn command(&mut self, key: u64, c: MediaCommand) {
+        if let Some(&slot) = self.by_key.get(&key)
+            && let Some(s) = self.slots[slot].as_mut()
+        {
+            s.command(c);
+            self.schedule(slot);
+        }
+    }
+
+    /// Queue the session in `slot` for its next wake-up.
+    fn schedule(&mut self, slot: usize) {
+        if let Some(s) = &self.slots[slot]
+            && let Some(w) = s.wake()
+        {
+            self.queue.push(Reverse((w, slot, s.key)));
+        }
+    }
+
+    /// Serves every session due by `horizon`.
+    fn serve_due(&mut self, now: Instant, horizon: Instant, cache: &mut PacketCache) {
+        let mut served = Vec::new();
+        while let Some(&Reverse((due, slot, key))) = self.queue.peek() {
+            if due > horizon {
+                break;
+            }
+            self.queue.pop();
+            let Some(s) = self.slots[slot].as_mut().filter(|s| s.key == key) else {
+                continue;
+            };
+            // Rescheduled since (a command): a newer entry stands for it.
+            if s.wake() != Some(due) {
+                continue;
+            }
+            s.serve(now, horizon, cache);
+            served.push(slot);
+        }
+        for slot in served {
+            self.schedule(slot);
+        }
+    }
+
+    fn next_due(&mut self) -> Option<Instant> {
+        // Stale entries at the top would wake the thread for nothing.
+        while let Some(&Reverse((due, slot, key))) = self.queue.peek() {
+            match self.slots[slot].as_ref().filter(|s| s.key == key) {
+                Some(s) if s.wake() == Some(due) => return Some(due),
+                _ => {
+                    self.queue.pop();
+                }
+            }
+        }
+        None
+    }
+}
+
 fn run(commands: Receiver<HubCommand>) {
-    let mut sessions: Vec<HubSession> = Vec::new();
+    let mut sessions = Sessions::default();
     let mut cache = PacketCache::default();
     loop {
         let now = Instant::now();
-        let horizon = now + COALESCE;
-        for s in sessions.iter_mut() {
-            if s.wake().is_some_and(|w| w <= horizon) {
-                s.serve(now, horizon, &mut cache);
-            }
-        }
+        sessions.serve_due(now, now + COALESCE, &mut cache);
         cache.sweep(now);
-        let next = sessions.iter().filter_map(HubSession::wake).min();
-        let command = match next {
+        let command = match sessions.next_due() {
             Some(d) => commands.recv_deadline(d),
             None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match command {
-            Ok(HubCommand::Add(s)) => sessions.push(*s),
-            Ok(HubCommand::Media(key, c)) => {
-                if let Some(s) = sessions.iter_mut().find(|s| s.key == key) {
-                    s.command(c);
-                }
-            }
+            Ok(HubCommand::Add(s)) => sessions.add(*s),
+            Ok(HubCommand::Media(key, c)) => sessions.command(key, c),
             Ok(HubCommand::Remove { key, done }) => {
-                if let Some(i) = sessions.iter().position(|s| s.key == key) {
-                    // Sockets and the viewer go now.
-                    drop(sessions.swap_remove(i));
-                }
+                // Sockets and the viewer go now.
+                drop(sessions.remove(key));
                 let _ = done.send(());
             }
             Err(RecvTimeoutError::Timeout) => {}

@@ -251,8 +251,9 @@ impl MediaSender {
             Payload::Rfc2435 => STANDARD_MAX_PAYLOAD,
         };
         let last_rtcp = Arc::new(Mutex::new(None));
+        let key = shared.next_media.fetch_add(1, Ordering::SeqCst);
         let hub = match shared.config.sender {
-            SenderKind::Fanout => shared.hub.sender(),
+            SenderKind::Fanout => shared.hub.sender(key),
             SenderKind::Threads => None,
         };
         let (kind, server_ports) = match hub {
@@ -283,7 +284,6 @@ impl MediaSender {
                         (out, None)
                     }
                 };
-                let key = shared.next_media.fetch_add(1, Ordering::SeqCst);
                 let now = Instant::now();
                 let session = HubSession {
                     key,

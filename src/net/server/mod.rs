@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub encode_ahead: bool,
     /// Who sends the sessions' RTP.
     pub sender: SenderKind,
+    /// Fan-out sender threads (0: one per core, up to
+    /// [`MAX_SENDER_THREADS`]).
+    pub sender_threads: usize,
     /// Most RTSP connections open at once (0: no cap); beyond it a new
     /// connection gets 503 and is closed.
     pub max_connections: usize,
@@ -89,6 +92,19 @@ pub const MAX_SESSIONS: usize = 2000;
 /// Default [`ServerConfig::max_per_address`]: a classroom behind one NAT
 /// fits; one client cannot take the whole server.
 pub const MAX_PER_ADDRESS: usize = 200;
+
+/// Most fan-out sender threads chosen by themselves (one per core).
+pub const MAX_SENDER_THREADS: usize = 8;
+
+/// How many fan-out threads `asked` (0: one per core) means.
+fn sender_threads(asked: usize) -> usize {
+    match asked {
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_SENDER_THREADS),
+        n => n,
+    }
+}
 
 /// Who sends the sessions' RTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -115,6 +131,7 @@ impl Default for ServerConfig {
             write_timeout: WRITE_TIMEOUT,
             encode_ahead: true,
             sender: SenderKind::Fanout,
+            sender_threads: 0,
             max_connections: MAX_CONNECTIONS,
             max_sessions: MAX_SESSIONS,
             max_per_address: MAX_PER_ADDRESS,
@@ -185,7 +202,8 @@ impl Server {
             listener,
             shared: Arc::new(Shared {
                 library: Library::new(root, config.builtin.clone(), config.encode_ahead),
-                hub: fanout::Hub::start().map_err(ServerError::Thread)?,
+                hub: fanout::Hub::start(sender_threads(config.sender_threads))
+                    .map_err(ServerError::Thread)?,
                 next_media: AtomicU64::new(1),
                 config,
                 stop: AtomicBool::new(false),
