@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -18,6 +19,7 @@ use streamlab::net::probe::{ProbeLimits, ProbeOutput, probe_to};
 use streamlab::net::server::{
     MAX_CONNECTIONS, MAX_PER_ADDRESS, MAX_SESSIONS, SenderKind, Server, ServerConfig,
 };
+use streamlab::protocol::server::SESSION_TIMEOUT;
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +62,10 @@ enum Command {
         /// Fan-out sender threads (0: one per core).
         #[arg(long, default_value_t = 0)]
         sender_threads: usize,
+        /// Seconds a standard session lives without a request or RTCP from
+        /// its client (said in the Session header's timeout).
+        #[arg(long, default_value_t = SESSION_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        session_timeout: u64,
         /// Most RTSP connections at once (0: no cap); beyond, 503.
         #[arg(long, default_value_t = MAX_CONNECTIONS)]
         max_connections: usize,
@@ -295,6 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             looping,
             sender,
             sender_threads,
+            session_timeout,
             max_connections,
             max_sessions,
             max_per_address,
@@ -309,6 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     SenderArg::Threads => SenderKind::Threads,
                 },
                 sender_threads,
+                session_timeout: Duration::from_secs(session_timeout),
                 max_connections,
                 max_sessions,
                 max_per_address,

@@ -275,3 +275,48 @@ fn a_slow_tcp_client_misses_whole_frames_and_keeps_its_session() {
     drop(server);
     std::fs::remove_dir_all(root).ok();
 }
+
+/// A client whose machine went away says nothing more and takes nothing:
+/// once its session times out, the server ends it and closes the
+/// connection too, instead of keeping it until TCP notices hours later.
+#[test]
+fn a_silent_client_loses_its_session_and_its_connection_at_the_timeout() {
+    let server = server_with(ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        root: Some(media_root()),
+        session_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    });
+    let addr = server.local_addr();
+    let url = format!("rtsp://{addr}/movie.Mjpeg");
+    let mut rtsp = TcpStream::connect(addr).unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = rtp.local_addr().unwrap().port();
+    let (status, session) = request(
+        &mut rtsp,
+        &format!(
+            "SETUP {url} RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port={port}-{}\r\n\r\n",
+            port + 1
+        ),
+    );
+    assert_eq!(status, 200);
+    let session = session.expect("a session id");
+    let (status, _) = request(
+        &mut rtsp,
+        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
+    );
+    assert_eq!(status, 200);
+    drop(rtp);
+    rtsp.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    match rtsp.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&buf[..n])),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the connection stayed open: {e}"),
+    }
+    eventually("nothing left", Duration::from_secs(5), || {
+        server.active_sessions() == 0 && server.connections() == 0
+    });
+}

@@ -333,6 +333,11 @@ impl ServerConnection {
             self.out
                 .push_back(ServerOutput::Log(ServerLog::SessionExpired(id)));
             self.end_session();
+            // A client silent that long has most likely gone without a
+            // word (its machine or network went away): without this its
+            // connection, and what the server keeps for it, would stay
+            // until TCP noticed, hours later. live555 does the same.
+            self.close();
         }
     }
 
@@ -1017,6 +1022,9 @@ pub(crate) mod tests {
         c.handle_timeout(later + SESSION_TIMEOUT, &mut h);
         let out: Vec<_> = std::iter::from_fn(|| c.poll_output()).collect();
         assert!(out.contains(&ServerOutput::Teardown));
+        // The connection goes with it: its client is most likely gone.
+        assert_eq!(out.last(), Some(&ServerOutput::Close));
+        assert!(c.is_closed());
         assert_eq!(c.state(), State::Init);
         assert_eq!(c.poll_timeout(), None);
     }

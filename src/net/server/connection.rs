@@ -289,7 +289,7 @@ fn log_event(peer: SocketAddr, session: Option<&SessionInfo>, log: ServerLog) {
             warn!(%peer, session, "half-sent request timed out; closing the connection")
         }
         ServerLog::SessionExpired(id) => {
-            info!(%peer, session = %id, "session timed out: no request or RTCP kept it alive")
+            info!(%peer, session = %id, "session timed out: no request or RTCP kept it alive; closing the connection")
         }
     }
 }
