@@ -649,6 +649,11 @@ impl RtpReadyFrames {
                 .get(n)
                 .is_some_and(|s| s.is_settled() || matches!(s, Slot::Busy))
         };
+        // The first open frame from 0, found once: a looping viewer's next
+        // frame after the wrap is that one if it comes before the viewer.
+        // (Scanning from 0 for each viewer cost a frame count times the
+        // viewers per pick, most of a core with hundreds of them.)
+        let mut first_open: Option<Option<usize>> = None;
         let mut best: Option<(usize, usize)> = None;
         for c in cursors.values_mut() {
             c.frontier = c.frontier.max(c.at);
@@ -662,8 +667,9 @@ impl RtpReadyFrames {
             let found = match end {
                 Some(e) if n >= e => c
                     .looping
-                    .then(|| (0..c.at.min(e)).find(|&i| open(i)))
+                    .then(|| *first_open.get_or_insert_with(|| (0..e).find(|&i| open(i))))
                     .flatten()
+                    .filter(|&i| i < c.at.min(e))
                     .map(|i| (e.saturating_sub(c.at) + i, i)),
                 _ => Some((n - c.at, n)),
             };
