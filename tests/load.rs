@@ -90,3 +90,29 @@ fn a_missing_file_is_reported_as_failed_sessions() {
         "{j}"
     );
 }
+
+/// A run longer than the server's session timeout keeps its sessions
+/// alive, as a real client does (OPTIONS in the session at half the
+/// timeout the Session header gives): they play to the end.
+#[test]
+fn sessions_are_kept_alive_past_the_servers_timeout() {
+    let s = common::server_with(ServerConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        root: Some(common::media_root()),
+        fps: 20,
+        looping: true,
+        session_timeout: std::time::Duration::from_secs(2),
+        ..ServerConfig::default()
+    });
+    let url = format!("rtsp://{}/movie.Mjpeg", s.local_addr());
+    let out = Command::new(env!("CARGO_BIN_EXE_streamlab"))
+        .args(["load", &url, "--json", "--seconds", "4", "--sessions", "3"])
+        .output()
+        .expect("run streamlab load");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    check(&j, 3);
+    // Four seconds at 20 fps each, give or take the edges of the window;
+    // a session ended at the timeout would have stopped at about two.
+    let received = j["frames_received"].as_u64().unwrap_or(0);
+    assert!(received >= 3 * 75, "sessions stopped early: {j}");
+}

@@ -186,7 +186,16 @@ struct Session {
     session_id: Option<String>,
     clock: u32,
     meter: Option<FrameMeter>,
+    /// When the next keep-alive is due, and how often: half the timeout
+    /// the server gave in its Session header, as a real client does, so
+    /// that runs longer than the timeout measure playing sessions.
+    keep_alive: Option<(Instant, Duration)>,
 }
+
+/// A session's timeout when the server names none (RFC 2326 section 12.37).
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the loop looks for keep-alives due while nothing else wakes it.
+const KEEP_ALIVE_CHECK: Duration = Duration::from_millis(250);
 
 /// CPU ticks per second in /proc/PID/stat (USER_HZ, 100 on Linux).
 const TICKS: f64 = 100.0;
@@ -219,6 +228,7 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
             session_id: None,
             clock: 90_000,
             meter: None,
+            keep_alive: None,
         })
         .collect();
     let mut fps: Option<f64> = None;
@@ -273,12 +283,18 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
                 window = Some((now, w));
             }
         }
+        // Only sessions already playing: no handshake is in flight here.
+        for s in sessions.iter_mut() {
+            if let Err(reason) = keep_alive(s, now) {
+                fail(s, &mut failures, reason);
+            }
+        }
         let timeout = match end {
             Some(e) => {
                 if now >= e {
                     break;
                 }
-                e - now
+                (e - now).min(KEEP_ALIVE_CHECK)
             }
             None => match warm_until {
                 Some(w) => w
@@ -585,6 +601,18 @@ fn on_response(
                 )
                 .as_bytes(),
             );
+            let timeout = r
+                .headers
+                .get("Session")
+                .and_then(|v| {
+                    v.split(';')
+                        .find_map(|p| p.trim().strip_prefix("timeout="))
+                        .and_then(|t| t.trim().parse::<u64>().ok())
+                })
+                .filter(|&t| t > 0)
+                .map_or(DEFAULT_SESSION_TIMEOUT, Duration::from_secs);
+            let every = (timeout / 2).max(Duration::from_secs(1));
+            s.keep_alive = Some((now + every, every));
             s.session_id = Some(id);
             s.step = Step::Play;
         }
@@ -595,6 +623,27 @@ fn on_response(
         _ => {}
     }
     Ok(())
+}
+
+/// Sends OPTIONS with the session's id when its keep-alive is due (every
+/// server takes it; a request in the session keeps it alive).
+fn keep_alive(s: &mut Session, now: Instant) -> Result<(), String> {
+    let (Some((due, every)), Some(id)) = (s.keep_alive, s.session_id.as_ref()) else {
+        return Ok(());
+    };
+    if now < due || s.step != Step::Playing {
+        return Ok(());
+    }
+    s.keep_alive = Some((now + every, every));
+    s.cseq += 1;
+    s.out.extend_from_slice(
+        format!(
+            "OPTIONS {} RTSP/1.0\r\nCSeq: {}\r\nSession: {id}\r\nUser-Agent: streamlab-load\r\n\r\n",
+            s.aggregate, s.cseq
+        )
+        .as_bytes(),
+    );
+    flush(s)
 }
 
 /// An RTP socket and the RTCP one at the next port, both on loopback's
