@@ -8,7 +8,8 @@
 //! read and cut into RTP payloads once per file and position
 //! ([`PacketCache`]), and each session due adds only its 12-byte headers
 //! and hands the frame to the kernel in one segmented send
-//! ([`UdpBatch::push_parts`]: header and shared payload, no packetizing),
+//! ([`UdpBatch::send_gathered`]: header and shared payload gathered by the
+//! kernel, no packetizing and no copy),
 //! or, interleaved, in one write offered to its connection
 //! ([`ConnectionWriter::offer`](crate::net::writer::ConnectionWriter::offer)),
 //! which never waits: a client that has not taken the last frame yet
@@ -164,6 +165,8 @@ pub(super) enum HubOut {
         rtp: UdpSocket,
         rtcp: Option<UdpSocket>,
         batch: UdpBatch,
+        /// The frame's RTP headers, reused from frame to frame.
+        heads: Vec<[u8; rtp::HEADER_LEN]>,
     },
     Interleaved {
         writer: Writer,
@@ -327,33 +330,45 @@ impl HubSession {
         // client that missed some still plays at the right pace.
         self.sent.frames += 1;
         let first_sequence = self.sequence;
-        let mut head = [0u8; 4 + rtp::HEADER_LEN];
-        for &(start, len, marker) in &packets.parts {
-            RtpHeader {
-                marker,
-                payload_type: rtp::PT_JPEG,
-                sequence: self.sequence,
-                timestamp,
-                ssrc: self.numbering.ssrc,
+        let header = |marker, sequence| RtpHeader {
+            marker,
+            payload_type: rtp::PT_JPEG,
+            sequence,
+            timestamp,
+            ssrc: self.numbering.ssrc,
+        };
+        match &mut self.out {
+            HubOut::Udp { heads, .. } => {
+                heads.clear();
+                for &(_, _, marker) in &packets.parts {
+                    heads.push(header(marker, self.sequence).bytes());
+                    self.sequence = self.sequence.wrapping_add(1);
+                }
             }
-            .write_into(&mut head[4..]);
-            self.sequence = self.sequence.wrapping_add(1);
-            let payload = &packets.bytes[start..start + len];
-            match &mut self.out {
-                HubOut::Udp { rtp, batch, .. } => batch.push_parts(rtp, &head[4..], payload),
-                HubOut::Interleaved {
-                    rtp_channel, buf, ..
-                } => {
+            HubOut::Interleaved {
+                rtp_channel, buf, ..
+            } => {
+                for &(start, len, marker) in &packets.parts {
                     let size = (rtp::HEADER_LEN + len).min(usize::from(u16::MAX)) as u16;
-                    head[..4].copy_from_slice(&[b'$', *rtp_channel, (size >> 8) as u8, size as u8]);
-                    buf.extend_from_slice(&head);
-                    buf.extend_from_slice(payload);
+                    buf.extend_from_slice(&[b'$', *rtp_channel, (size >> 8) as u8, size as u8]);
+                    buf.extend_from_slice(&header(marker, self.sequence).bytes());
+                    buf.extend_from_slice(&packets.bytes[start..start + len]);
+                    self.sequence = self.sequence.wrapping_add(1);
                 }
             }
         }
         let (sent, ok) = match &mut self.out {
-            HubOut::Udp { rtp, batch, .. } => {
-                let ok = batch.finish(rtp);
+            HubOut::Udp {
+                rtp, batch, heads, ..
+            } => {
+                // Each session's headers before the payloads all share:
+                // gathered by the kernel, not copied here.
+                let datagrams: Vec<(&[u8], &[u8])> = heads
+                    .iter()
+                    .zip(&packets.parts)
+                    .map(|(h, &(start, len, _))| (&h[..], &packets.bytes[start..start + len]))
+                    .collect();
+                let ok = batch.send_gathered(rtp, &datagrams);
                 (true, ok)
             }
             HubOut::Interleaved { writer, buf, .. } => {

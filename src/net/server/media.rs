@@ -268,6 +268,7 @@ impl MediaSender {
                             rtp: o.rtp,
                             rtcp: o.rtcp,
                             batch: UdpBatch::new(),
+                            heads: Vec::new(),
                         };
                         (out, o.server_ports)
                     }
