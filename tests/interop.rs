@@ -256,6 +256,37 @@ fn what_ffmpeg_shows_matches_the_source_frame() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// ffmpeg's MJPEG encoder writes one quantisation table for all three
+/// components. Such a file travels untouched (the table as both luma and
+/// chroma): ffmpeg shows the very picture it decodes from the file.
+#[test]
+fn an_ffmpeg_made_clip_travels_untouched() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = temp_dir("ffmpeg-made");
+    let path = dir.join("ffmpeg.mjpeg");
+    run(Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=20")
+        .args(["-frames:v", "10", "-pix_fmt", "yuvj420p", "-q:v", "3"])
+        .args(["-huffman", "default", "-f", "mjpeg"])
+        .arg(&path));
+    let file = MjpegFile::open(&path).unwrap();
+    let first = file.frame(0).unwrap().unwrap();
+    assert!(
+        streamlab::protocol::rtp_jpeg::carriable(&first).is_ok(),
+        "ffmpeg's frame can travel as it is"
+    );
+    let (_s, base) = serve(dir.clone(), 20);
+    let got = ffmpeg_first_frame(&format!("{base}/ffmpeg.mjpeg"));
+    let source = ffmpeg_decode_jpeg(&first);
+    let (mad, psnr) = compare_rgb(&source, &got);
+    eprintln!("ffmpeg-made frame 0 through RTP (untouched): MAD {mad:.3}, PSNR {psnr:.1} dB");
+    assert!(mad < 0.01, "MAD {mad:.3}, PSNR {psnr:.1} dB");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 fn gst_plays(url: &str, protocols: &str) {
     let out = Command::new("timeout")
         .args(["60", "gst-launch-1.0", "-q", "rtspsrc"])
