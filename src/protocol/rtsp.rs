@@ -627,6 +627,21 @@ fn parse_head(head: &str, dialect: Dialect) -> Result<(Message, usize), ParseErr
     Ok((Message::Request(request), body_len))
 }
 
+/// The 4 bytes before a packet sent inside an RTSP connection (RFC 2326
+/// section 10.12): `$`, the channel, the packet's length. A packet cannot
+/// be longer than 65,535 bytes there; longer ones are cut by the caller.
+pub fn interleaved_header(channel: u8, len: usize) -> [u8; 4] {
+    let [hi, lo] = (len.min(usize::from(u16::MAX)) as u16).to_be_bytes();
+    [b'$', channel, hi, lo]
+}
+
+/// Appends `packet` to `out` framed for channel `channel` (see
+/// [`interleaved_header`]).
+pub fn write_interleaved(out: &mut Vec<u8>, channel: u8, packet: &[u8]) {
+    out.extend_from_slice(&interleaved_header(channel, packet.len()));
+    out.extend_from_slice(packet);
+}
+
 /// The reason phrase RFC 2326 gives a status code.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
@@ -884,6 +899,23 @@ mod tests {
             })
         );
         assert!(matches!(msgs[1], Ok(Message::Response(_))));
+    }
+
+    #[test]
+    fn written_interleaved_frames_decode_back() {
+        let mut out = Vec::new();
+        write_interleaved(&mut out, 1, b"abc");
+        assert_eq!(out, b"$\x01\x00\x03abc");
+        let big = vec![7u8; 300];
+        write_interleaved(&mut out, 0, &big);
+        let msgs = all(&out, false);
+        assert_eq!(
+            msgs[1],
+            Ok(Message::Interleaved {
+                channel: 0,
+                payload: big
+            })
+        );
     }
 
     #[test]

@@ -285,9 +285,8 @@ impl Io {
         let Some(channel) = self.current.rtcp_channel else {
             return;
         };
-        let mut frame = vec![b'$', channel];
-        frame.extend_from_slice(&(report.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&report);
+        let mut frame = Vec::with_capacity(4 + report.len());
+        crate::protocol::rtsp::write_interleaved(&mut frame, channel, &report);
         // A failed write shows up as the reader's Closed.
         let _ = self.send(&frame);
     }

@@ -43,6 +43,7 @@ use crate::protocol::pacer::Pacer;
 use crate::protocol::rtcp;
 use crate::protocol::rtp::{self, RtpHeader};
 use crate::protocol::rtp_jpeg;
+use crate::protocol::rtsp::{interleaved_header, write_interleaved};
 use crate::protocol::sender::{Numbering, Refusals};
 use crate::protocol::server::Payload;
 
@@ -349,8 +350,7 @@ impl HubSession {
                 rtp_channel, buf, ..
             } => {
                 for &(start, len, marker) in &packets.parts {
-                    let size = (rtp::HEADER_LEN + len).min(usize::from(u16::MAX)) as u16;
-                    buf.extend_from_slice(&[b'$', *rtp_channel, (size >> 8) as u8, size as u8]);
+                    buf.extend_from_slice(&interleaved_header(*rtp_channel, rtp::HEADER_LEN + len));
                     buf.extend_from_slice(&header(marker, self.sequence).bytes());
                     buf.extend_from_slice(&packets.bytes[start..start + len]);
                     self.sequence = self.sequence.wrapping_add(1);
@@ -418,8 +418,7 @@ impl HubSession {
                 ..
             } => {
                 let mut message = Vec::with_capacity(4 + sr.len());
-                message.extend_from_slice(&[b'$', *rtcp_channel, 0, sr.len() as u8]);
-                message.extend_from_slice(&sr);
+                write_interleaved(&mut message, *rtcp_channel, &sr);
                 // A report missed by a slow client is no loss.
                 let _ = writer.offer(&message);
             }

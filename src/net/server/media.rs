@@ -27,6 +27,7 @@ use crate::protocol::pacer::Pacer;
 use crate::protocol::rtcp;
 use crate::protocol::rtp::{self, RtpHeader};
 use crate::protocol::rtp_jpeg;
+use crate::protocol::rtsp::write_interleaved;
 use crate::protocol::sender::{Numbering, Refusals};
 use crate::protocol::server::{MediaTransport, Payload, Prepared, SessionInfo};
 
@@ -92,7 +93,7 @@ impl Out {
                 rtp_channel,
                 pending,
                 ..
-            } => interleave(pending, *rtp_channel, packet),
+            } => write_interleaved(pending, *rtp_channel, packet),
         }
     }
 
@@ -121,7 +122,7 @@ impl Out {
                 ..
             } => {
                 let mut message = Vec::with_capacity(packet.len() + 4);
-                interleave(&mut message, *rtcp_channel, packet);
+                write_interleaved(&mut message, *rtcp_channel, packet);
                 writer.send(&message).map_err(io::Error::other)
             }
         }
@@ -149,14 +150,6 @@ impl Out {
         }
         any
     }
-}
-
-/// Appends `$`, channel, 16-bit length, packet: RFC 2326 section 10.12.
-fn interleave(out: &mut Vec<u8>, channel: u8, packet: &[u8]) {
-    out.push(b'$');
-    out.push(channel);
-    out.extend_from_slice(&(packet.len().min(u16::MAX as usize) as u16).to_be_bytes());
-    out.extend_from_slice(packet);
 }
 
 /// Bind an even RTP port and the odd RTCP port after it, as RFC 3550 asks.
