@@ -1,8 +1,8 @@
 //! Pure protocol code: RTSP messages and URLs, the session state machine
 //! (client and server side), SDP, RTP and RTCP, RTP/JPEG (RFC 2435),
-//! authentication and the pacing schedule. No sockets, no threads, no clock
-//! reads: every function takes bytes and time as arguments and returns
-//! values or actions.
+//! authentication, the pacing schedule and the TPC-3 handshake. No
+//! sockets, no threads, no clock reads: every function takes bytes and
+//! time as arguments and returns values or actions.
 
 pub mod analysis;
 pub mod auth;
@@ -22,6 +22,7 @@ pub mod sender;
 pub mod server;
 pub mod session;
 pub mod timeline;
+pub mod tpc3;
 pub mod transport;
 pub mod url;
 

@@ -100,9 +100,9 @@ impl ServerHost for Host<'_> {
             self.shared,
             session,
             source,
-            self.local_ip,
-            self.peer,
+            (self.local_ip, self.peer),
             self.writer.clone(),
+            self.shared.config.looping,
         )
         .map_err(|e| format!("cannot open an RTP socket: {e}"))?;
         info!(peer = %self.peer, session = %session.id, dialect = session.dialect.name(),

@@ -224,13 +224,15 @@ fn udp_sockets(
 }
 
 impl MediaSender {
+    /// Start a session's media, paused; `looping`: start again at the
+    /// first frame at the end of the file.
     pub(super) fn start(
         shared: &Shared,
         info: &SessionInfo,
         source: Source,
-        local_ip: IpAddr,
-        peer: SocketAddr,
+        (local_ip, peer): (IpAddr, SocketAddr),
         writer: Writer,
+        looping: bool,
     ) -> io::Result<(MediaSender, Prepared)> {
         let mut rng = rand::rng();
         let numbering = Numbering::new(
@@ -286,7 +288,7 @@ impl MediaSender {
                     payload: info.payload,
                     numbering,
                     fps: shared.config.fps,
-                    looping: shared.config.looping,
+                    looping,
                     max_payload,
                     session: info.id.clone(),
                     peer,
@@ -341,7 +343,7 @@ impl MediaSender {
                     out,
                     source,
                     fps: shared.config.fps,
-                    looping: shared.config.looping,
+                    looping,
                     max_payload,
                     payload: info.payload,
                     numbering,
