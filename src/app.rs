@@ -45,6 +45,7 @@ use crate::server_embedded::EmbeddedServer;
 
 pub use connection::{ConnectionFields, DEFAULT_RTP_PORT};
 pub use icon::rgba as icon_rgba;
+pub use inspector::header_text;
 pub use settings::{SETTINGS_KEY, SavedTarget, Settings};
 pub use view::{
     AuthNeeded, FrameInfo, PlayerView, ServerInfo, Step, UiCommand, WireEntry, WireFocus,

@@ -1,0 +1,3 @@
+//! placeholder
+pub struct ClientCheckOptions;
+pub fn check_client() {}
