@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use streamlab::app::{AppOptions, Serve, header_text, run_window};
 use streamlab::media::{Framing, pattern};
-use streamlab::net::check::{CheckError, check_server};
+use streamlab::net::check::{
+    CheckError, CheckEvent, ClientCheckOptions, check_client, check_server,
+};
 use streamlab::net::client::{ClientConfig, DialectChoice, TransportChoice};
 use streamlab::net::load::{LoadConfig, LoadTransport};
 use streamlab::net::probe::{ProbeLimits, ProbeOutput, probe_to};
@@ -20,7 +22,7 @@ use streamlab::net::server::{
     MAX_CONNECTIONS, MAX_PER_ADDRESS, MAX_SESSIONS, SenderKind, Server, ServerConfig,
 };
 use streamlab::protocol::check::server::ServerCheckConfig;
-use streamlab::protocol::check::{CheckDialect, Report};
+use streamlab::protocol::check::{CheckDialect, Report, WireEntry};
 
 #[derive(Parser)]
 #[command(
@@ -359,6 +361,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// One message of the wire log with its notes, as `check client` prints
+/// them while the client runs.
+fn print_wire(w: &WireEntry) {
+    let who = if w.sent { "S" } else { "C" };
+    for line in w.text.lines() {
+        println!("{who}: {line}");
+    }
+    for n in &w.notes {
+        let mark = if n.ok { "ok  " } else { "FAIL" };
+        println!("     {mark} {:<18} {}", n.id.as_str(), n.text);
+    }
+}
+
 /// Exit status 2: the check could not run, said in words.
 fn could_not_run(e: CheckError, json: bool) -> ExitCode {
     if json {
@@ -427,8 +442,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Check {
-            what: CheckWhat::Client { .. },
-        } => bail!("check client is not built yet"),
+            what:
+                CheckWhat::Client {
+                    port,
+                    file,
+                    dialect,
+                    json,
+                    bind,
+                },
+        } => {
+            if dialect == CheckDialectArg::Standard {
+                bail!("check client speaks the lab's RTSP or TPC-3: --dialect lab or tpc3");
+            }
+            let dialect = dialect.dialect();
+            let opts = ClientCheckOptions {
+                bind: SocketAddr::new(bind, port),
+                file,
+                dialect,
+                ..ClientCheckOptions::default()
+            };
+            // The notes on each request as it comes, unless JSON was asked.
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let printer = std::thread::spawn(move || {
+                for e in rx {
+                    match e {
+                        CheckEvent::Started(s) if !json => println!("{s}"),
+                        CheckEvent::Wire(w) if !json => print_wire(&w),
+                        _ => {}
+                    }
+                }
+            });
+            let result = check_client(opts, Some(tx), None);
+            let _ = printer.join();
+            Ok(match result {
+                Ok(report) => print_report(&report, dialect, json),
+                Err(e) => could_not_run(e, json),
+            })
+        }
         Command::Serve {
             port,
             root,

@@ -19,6 +19,8 @@ pub use server::check_server;
 pub enum CheckEvent {
     /// A line for the wire log, with its notes.
     Wire(WireEntry),
+    /// `check client` listens here (said first).
+    Listening(SocketAddr),
     /// Said once, when the check starts: where it listens or what it asks.
     Started(String),
     /// Every check decided.

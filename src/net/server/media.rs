@@ -287,6 +287,7 @@ impl MediaSender {
                     pacer: Pacer::new(now, shared.config.fps),
                     sent: Sent::default(),
                     refusals: Refusals::default(),
+                    observer: shared.config.observer.clone(),
                     batch: UdpBatch::new(),
                     next_sr: now,
                     next_rtcp_check: now,
@@ -337,6 +338,7 @@ impl MediaSender {
                     session: info.id.clone(),
                     peer,
                     last_rtcp: last_rtcp.clone(),
+                    observer: shared.config.observer.clone(),
                 };
                 let thread = std::thread::Builder::new()
                     .name(format!("rtp-{}", info.id))
@@ -415,6 +417,8 @@ struct MediaJob {
     session: String,
     peer: SocketAddr,
     last_rtcp: Arc<Mutex<Option<Instant>>>,
+    /// [`super::ServerConfig::observer`], told of refused sends.
+    observer: Option<crossbeam_channel::Sender<super::Observed>>,
 }
 
 /// Counters for sender reports.
@@ -505,6 +509,12 @@ impl MediaJob {
                     }
                     match result {
                         FrameResult::Sent(ok) => {
+                            if !ok && let Some(tx) = &self.observer {
+                                let _ = tx.send(super::Observed::RtpRefused {
+                                    peer,
+                                    at: Instant::now(),
+                                });
+                            }
                             next_frame += 1;
                             pacer.advance(Instant::now());
                             if refusals.gone_after(ok) {
