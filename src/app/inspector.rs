@@ -420,6 +420,21 @@ pub fn header_text(head: &[u8], refused: Option<DropReason>, lab: bool) -> Strin
     out
 }
 
+/// The same header drawn as the inspector draws a picked packet.
+pub fn header_ui(ui: &mut egui::Ui, id: &str, head: &[u8], refused: Option<DropReason>, lab: bool) {
+    let Some(fields) = header_fields(head, refused).map(|f| lab_marker(f, lab)) else {
+        ui.label(format!(
+            "{} bytes: too short for an RTP header (12 bytes). Hex: {}",
+            head.len(),
+            hex(head)
+        ));
+        return;
+    };
+    ui.label(RichText::new(hex(&head[..12])).monospace());
+    bits(ui, &head[..12], &fields);
+    field_table(ui, id, &fields);
+}
+
 /// The lab sends one whole frame per packet with M=0 (its handout), where
 /// RFC 3550 would set it on a frame's last packet.
 fn lab_marker(mut fields: Vec<Field>, lab: bool) -> Vec<Field> {
