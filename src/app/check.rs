@@ -231,20 +231,37 @@ impl CheckPanel {
             ui.label(RichText::new(&self.status).weak());
         }
         ui.separator();
-        ui.columns(3, |cols| {
-            ScrollArea::vertical()
-                .id_salt("check-list")
-                .auto_shrink(false)
-                .show(&mut cols[0], |ui| self.checklist(ui));
-            ScrollArea::vertical()
-                .id_salt("check-detail")
-                .auto_shrink(false)
-                .show(&mut cols[1], |ui| self.detail(ui));
-            ScrollArea::vertical()
-                .id_salt("check-wire")
-                .auto_shrink(false)
-                .stick_to_bottom(true)
-                .show(&mut cols[2], |ui| self.wire_log(ui));
+        // Three columns side by side, each clipped and scrolled on its
+        // own: the header drawing and its table want the middle's width.
+        let total = ui.available_width();
+        let height = ui.available_height();
+        let list_w = (total * 0.2).clamp(180.0, 240.0);
+        let wire_w = (total * 0.34).max(280.0);
+        let gap = ui.spacing().item_spacing.x * 4.0 + 2.0;
+        let detail_w = (total - list_w - wire_w - gap).max(200.0);
+        let down = egui::Layout::top_down(egui::Align::LEFT);
+        ui.horizontal_top(|ui| {
+            ui.allocate_ui_with_layout(egui::vec2(list_w, height), down, |ui| {
+                ScrollArea::vertical()
+                    .id_salt("check-list")
+                    .auto_shrink(false)
+                    .show(ui, |ui| self.checklist(ui));
+            });
+            ui.separator();
+            ui.allocate_ui_with_layout(egui::vec2(detail_w, height), down, |ui| {
+                ScrollArea::both()
+                    .id_salt("check-detail")
+                    .auto_shrink(false)
+                    .show(ui, |ui| self.detail(ui));
+            });
+            ui.separator();
+            ui.allocate_ui_with_layout(egui::vec2(wire_w, height), down, |ui| {
+                ScrollArea::vertical()
+                    .id_salt("check-wire")
+                    .auto_shrink(false)
+                    .stick_to_bottom(true)
+                    .show(ui, |ui| self.wire_log(ui));
+            });
         });
         command
     }
@@ -253,22 +270,26 @@ impl CheckPanel {
         let running = self.running.is_some();
         ui.add_enabled_ui(!running, |ui| {
             if self.kind == CheckKind::Server {
-                ui.label("Server");
+                let label = ui.label("host");
                 ui.add(egui::TextEdit::singleline(&mut self.host).desired_width(110.0))
-                    .labelled_by(ui.label("host").id);
+                    .labelled_by(label.id);
+                let label = ui.label("port");
                 ui.add(egui::TextEdit::singleline(&mut self.port).desired_width(50.0))
-                    .labelled_by(ui.label("port").id);
+                    .labelled_by(label.id);
+                let label = ui.label("file");
                 ui.add(egui::TextEdit::singleline(&mut self.file).desired_width(120.0))
-                    .labelled_by(ui.label("file").id);
+                    .labelled_by(label.id);
             } else {
+                let label = ui.label("Listen on port");
                 ui.add(egui::TextEdit::singleline(&mut self.port).desired_width(50.0))
-                    .labelled_by(ui.label("Listen on port").id);
+                    .labelled_by(label.id);
+                let label = ui.label("serving");
                 ui.add(
                     egui::TextEdit::singleline(&mut self.file)
                         .desired_width(160.0)
                         .hint_text("the sample, as movie.Mjpeg"),
                 )
-                .labelled_by(ui.label("serving").id);
+                .labelled_by(label.id);
             }
             ui.label("handout");
             ui.selectable_value(&mut self.dialect, CheckDialect::Lab, "Lab");
@@ -410,9 +431,7 @@ impl CheckPanel {
                     for n in &w.notes {
                         let (mark, color) = if n.ok { ("ok", ok) } else { ("FAIL", bad) };
                         ui.label(
-                            RichText::new(format!("{mark} {}: {}", n.id, n.text))
-                                .color(color)
-                                .small(),
+                            RichText::new(format!("{mark} {}: {}", n.id, n.text)).color(color),
                         );
                     }
                 });

@@ -436,10 +436,19 @@ pub fn header_ui(ui: &mut egui::Ui, id: &str, head: &[u8], refused: Option<DropR
 }
 
 /// The lab sends one whole frame per packet with M=0 (its handout), where
-/// RFC 3550 would set it on a frame's last packet.
+/// RFC 3550 would set it on a frame's last packet, and stamps it with the
+/// clock in seconds, not once per frame.
 fn lab_marker(mut fields: Vec<Field>, lab: bool) -> Vec<Field> {
-    if lab && let Some(m) = fields.iter_mut().find(|f| f.name == "M") {
-        m.expected = "0 (the lab handout)".into();
+    if !lab {
+        return fields;
+    }
+    for f in &mut fields {
+        match f.name {
+            "M" => f.expected = "0 (the lab handout)".into(),
+            // Python's time(): whole seconds, shared by 20 frames.
+            "Timestamp" => f.expected = "never going back (Python's time)".into(),
+            _ => {}
+        }
     }
     fields
 }
