@@ -665,6 +665,16 @@ fn the_lab_reference_server_passes_every_check() {
 }
 
 #[test]
+fn streamlabs_own_server_passes_every_lab_and_standard_check() {
+    let server = common::server(common::media_root(), 20);
+    for dialect in [CheckDialect::Lab, CheckDialect::Standard] {
+        let r = check_server(quick(dialect, server.local_addr()), None, None).unwrap();
+        assert_eq!(r.failed(), 0, "{dialect:?}:\n{}", show(&r));
+        assert_eq!(r.checks.len(), CheckId::server_checks(dialect).len());
+    }
+}
+
+#[test]
 fn the_command_prints_json_and_exits_by_the_verdict() {
     let run = |addr: SocketAddr| {
         let out = Command::new(env!("CARGO_BIN_EXE_streamlab"))

@@ -1070,3 +1070,102 @@ fn line_order_error(r: &ReplyRecord) -> Option<String> {
         lines.get(2).map_or("", |l| l.trim_end())
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checker against a simulated lab server on a fake clock: a whole
+    //! session in microseconds of real time.
+    use super::*;
+
+    const JPEG: &[u8] = &[0xff, 0xd8, 1, 2, 3, 0xff, 0xd9];
+
+    fn rtp(seq: u16, b0: u8) -> Vec<u8> {
+        let mut p = vec![b0, 26];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        // Frames differ in a byte inside the JPEG.
+        p.extend_from_slice(&JPEG[..2]);
+        p.push(seq as u8);
+        p.extend_from_slice(&JPEG[2..]);
+        p
+    }
+
+    /// Run a whole check against a lab server that answers every request
+    /// at once and sends a frame every 50 ms while playing; `b0` is the
+    /// first header byte it writes.
+    fn simulate(b0: u8) -> Report {
+        let mut now = Instant::now();
+        let mut cfg = ServerCheckConfig::new(CheckDialect::Lab, "h", 1, "movie.Mjpeg", 5000);
+        cfg.play_for = Duration::from_secs(1);
+        let mut c = ServerChecker::new(now, cfg);
+        let (mut playing, mut next_frame, mut seq) = (false, now, 0u16);
+        for _ in 0..10_000 {
+            while let Some(out) = c.poll_output() {
+                match out {
+                    CheckOutput::Send(req) => {
+                        let text = String::from_utf8(req).unwrap();
+                        let cseq = text
+                            .lines()
+                            .nth(1)
+                            .unwrap()
+                            .split(' ')
+                            .nth(1)
+                            .unwrap()
+                            .to_string();
+                        let status = if text.contains(MISSING_FILE) {
+                            "404 Not Found"
+                        } else {
+                            "200 OK"
+                        };
+                        playing = match text.split(' ').next().unwrap() {
+                            "PLAY" => true,
+                            "PAUSE" | "TEARDOWN" => false,
+                            _ => playing,
+                        };
+                        next_frame = now + PERIOD;
+                        let reply = format!("RTSP/1.0 {status}\nCSeq: {cseq}\nSession: 123456");
+                        c.handle_bytes(now, reply.as_bytes());
+                    }
+                    CheckOutput::Reconnect => c.handle_connected(now),
+                    CheckOutput::Wire(_) => {}
+                    CheckOutput::Done => return c.report(),
+                }
+            }
+            // The next thing to happen: a frame, or the checker's timer.
+            let timer = c.poll_timeout().expect("a running check has a timer");
+            if playing && next_frame <= timer {
+                now = next_frame;
+                seq += 1;
+                c.handle_rtp(now, ArrivedAt::Named, &rtp(seq, b0));
+                next_frame += PERIOD;
+            } else {
+                now = timer;
+                c.handle_timeout(now);
+            }
+        }
+        panic!("the check never finished");
+    }
+
+    #[test]
+    fn a_simulated_lab_server_passes_everything() {
+        let r = simulate(0x80);
+        assert_eq!(r.failures(), [], "{r:#?}");
+        assert!(
+            r.get(CheckId::RtpRate)
+                .unwrap()
+                .seen
+                .starts_with("20.0 frames/s")
+        );
+    }
+
+    #[test]
+    fn a_simulated_v1_server_fails_only_rtp_version() {
+        let r = simulate(0x40);
+        assert_eq!(r.failures(), [CheckId::RtpVersion]);
+        assert_eq!(
+            r.get(CheckId::RtpVersion).unwrap().packet.as_ref().unwrap()[0],
+            0x40
+        );
+    }
+}
