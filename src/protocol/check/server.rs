@@ -170,6 +170,10 @@ pub struct ServerChecker {
     named: u64,
     /// When PLAY, PAUSE, the second PLAY, TEARDOWN (or Go) were sent.
     sent_at: [Option<Instant>; 5],
+    /// When their replies came: from then on the server has surely read
+    /// the request (a frame it sent while the request was on its way is
+    /// no fault).
+    answered_at: [Option<Instant>; 5],
     tpc3_id: Option<Result<i64, String>>,
     tpc3_missing: Option<Result<i64, String>>,
     finished: bool,
@@ -208,6 +212,7 @@ impl ServerChecker {
             elsewhere: None,
             named: 0,
             sent_at: [None; 5],
+            answered_at: [None; 5],
             tpc3_id: None,
             tpc3_missing: None,
             finished: false,
@@ -521,6 +526,7 @@ impl ServerChecker {
             }
             Step::Pause => {
                 self.step = Step::Paused;
+                self.answered_at[1] = Some(now);
                 self.deadline = Some(now + self.cfg.watch_after);
             }
             Step::Resume => {
@@ -529,6 +535,7 @@ impl ServerChecker {
             }
             Step::Teardown => {
                 self.step = Step::TornDown;
+                self.answered_at[3] = Some(now);
                 self.deadline = Some(now + self.cfg.watch_after);
             }
             _ => {}
@@ -869,8 +876,8 @@ impl ServerChecker {
                 }
             }
             RtpRate => self.rate(),
-            PauseStops => self.stops(2, "PAUSE", self.sent_at[1]),
-            TeardownStops => self.stops(4, "TEARDOWN", self.sent_at[3]),
+            PauseStops => self.stops(2, "PAUSE", self.sent_at[1], self.answered_at[1]),
+            TeardownStops => self.stops(4, "TEARDOWN", self.sent_at[3], self.answered_at[3]),
             PlayResumes => self.resumes(),
             ReqLine | ReqCseq | ReqTransport | ReqNoTransport | ReqSession | ReqState
             | RtpPortOpen | ClientTeardown | Tpc3Request => no("a client check".into()),
@@ -908,11 +915,27 @@ impl ServerChecker {
                 None,
             );
         }
-        let (first, last) = (frames[0].at, frames[frames.len() - 1].at);
-        let span = (last - first).as_secs_f64();
-        let n = frames.len() - 1;
-        let fps = n as f64 / span.max(1e-6);
-        let drift = span - n as f64 * PERIOD.as_secs_f64();
+        // The period is the slope of arrival time over frame index (least
+        // squares), so one frame held up at either end by a busy machine
+        // does not move it much; the drift is where the last frame came
+        // against the first's 50 ms schedule.
+        let t: Vec<f64> = frames
+            .iter()
+            .map(|a| (a.at - frames[0].at).as_secs_f64())
+            .collect();
+        let n = t.len() as f64;
+        let mean_i = (n - 1.0) / 2.0;
+        let mean_t = t.iter().sum::<f64>() / n;
+        let (mut num, mut den) = (0.0, 0.0);
+        for (i, ti) in t.iter().enumerate() {
+            let di = i as f64 - mean_i;
+            num += di * (ti - mean_t);
+            den += di * di;
+        }
+        let period = num / den.max(1e-9);
+        let fps = 1.0 / period.max(1e-6);
+        let span = t[t.len() - 1];
+        let drift = span - (n - 1.0) * PERIOD.as_secs_f64();
         let seen = format!(
             "{fps:.1} frames/s over {} frames in {span:.2} s; the last {:.0} ms {} a 50 ms schedule",
             frames.len(),
@@ -927,14 +950,17 @@ impl ServerChecker {
         window: u8,
         what: &str,
         sent: Option<Instant>,
+        answered: Option<Instant>,
     ) -> (bool, String, Option<Vec<u8>>) {
         let Some(sent) = sent else {
             return (false, format!("not reached: {what} was never sent"), None);
         };
+        // From the reply on (or from sending, with no reply).
+        let from = answered.unwrap_or(sent);
         let after: Vec<&Arrival> = self
             .arrivals
             .iter()
-            .filter(|a| a.window == window)
+            .filter(|a| a.window == window && a.at > from)
             .collect();
         match after.last() {
             None => (true, format!("nothing after {what}"), None),
@@ -946,7 +972,7 @@ impl ServerChecker {
             Some(l) => (
                 false,
                 format!(
-                    "{} packets after {what}, the last {} after it",
+                    "{} packets after {what} was answered, the last {} after it was sent",
                     after.len(),
                     ms(l.at - sent)
                 ),
