@@ -1,15 +1,19 @@
 //! UI tests of the "Check a server" and "Check a client" panels with
-//! egui_kittest, no display and no network: the form's button gives the
-//! command the app would start, and the check's events are fed by hand.
+//! egui_kittest, no display: the form's button gives the command the app
+//! would start, and the check's events are fed by hand; the last but one
+//! runs a real client check from the panel on 127.0.0.1.
 
+mod common;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use streamlab::app::{AppOptions, CheckCommand, CheckKind, CheckPanel, PlayerApp, Serve};
-use streamlab::net::check::CheckEvent;
+use streamlab::net::check::{CheckEvent, ClientCheckOptions};
 use streamlab::protocol::check::{CheckDialect, CheckId, CheckResult, Note, Report, WireEntry};
 
 /// The panel and the commands its buttons gave.
@@ -147,6 +151,60 @@ fn check_a_client_listens_with_the_handout_chosen() {
     assert_eq!(opts.bind.port(), 0);
     assert_eq!(opts.dialect, CheckDialect::Tpc3);
     assert!(opts.file.is_none(), "empty: the sample");
+}
+
+/// The panel running a real client check on 127.0.0.1, with a client
+/// written the lab's way: the notes and the checklist arrive.
+#[test]
+fn a_live_client_check_from_the_panel() {
+    let mut panel = CheckPanel::new(CheckKind::Client);
+    panel.start(CheckCommand::Client(ClientCheckOptions {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..ClientCheckOptions::default()
+    }));
+    assert!(panel.is_running());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !panel.status.starts_with("serving") {
+        assert!(
+            Instant::now() < deadline,
+            "the check never said where it listens"
+        );
+        panel.wait_for_event(Duration::from_secs(1));
+    }
+    let port: u16 = panel
+        .status
+        .split("on port ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the port in the status");
+    let mut c = common::LabClient::connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    assert_eq!(c.request("SETUP", "movie.Mjpeg").status, 200);
+    assert_eq!(c.request("PLAY", "movie.Mjpeg").status, 200);
+    assert!(c.recv_rtp(Duration::from_secs(3)).is_some());
+    assert_eq!(c.request("TEARDOWN", "movie.Mjpeg").status, 200);
+    drop(c.rtsp);
+    while panel.report.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no checklist after the client left"
+        );
+        panel.wait_for_event(Duration::from_secs(1));
+    }
+    let report = panel.report.as_ref().unwrap();
+    assert_eq!(report.failed(), 0, "{report:#?}");
+    assert!(!panel.is_running());
+    let setup = panel
+        .wire
+        .iter()
+        .find(|w| w.text.starts_with("SETUP"))
+        .unwrap();
+    assert!(
+        setup
+            .notes
+            .iter()
+            .any(|n| n.id == CheckId::ReqTransport && n.ok)
+    );
 }
 
 #[test]

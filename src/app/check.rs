@@ -165,6 +165,22 @@ impl CheckPanel {
         }
     }
 
+    /// Wait up to `timeout` for the running check's next event and take
+    /// it; false when none came (or no check runs). For tests, as
+    /// [`super::PlayerApp::wait_for_event`].
+    pub fn wait_for_event(&mut self, timeout: Duration) -> bool {
+        let Some(r) = &self.running else {
+            return false;
+        };
+        match r.events.recv_timeout(timeout) {
+            Ok(e) => {
+                self.handle_event(e);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     pub fn handle_event(&mut self, event: CheckEvent) {
         match event {
             CheckEvent::Listening(a) => {
