@@ -72,96 +72,109 @@ pub fn check_server(
             done.clone(),
         ));
     }
-    let mut generation = 0u32;
-    let mut control = Some(stream);
-    if let Some(s) = &control {
-        spawn_reader(s, generation, tx.clone());
-    }
-
-    let mut checker = ServerChecker::new(Instant::now(), cfg);
-    let result = run(
-        &mut checker,
-        &rx,
-        &tx,
-        &mut control,
-        &mut generation,
+    spawn_reader(&stream, 0, tx.clone());
+    let mut run = Run {
+        checker: ServerChecker::new(Instant::now(), cfg),
+        inputs: rx,
+        tx,
+        control: Some(stream),
+        generation: 0,
         addr,
-        &say,
         stop,
-    );
+    };
+    let result = run.run(&say);
     done.store(true, Ordering::SeqCst);
-    if let Some(s) = control.take() {
+    if let Some(s) = run.control.take() {
         let _ = s.shutdown(Shutdown::Both);
     }
     for t in threads {
         let _ = t.join();
     }
     result?;
-    let report = checker.report();
+    let report = run.checker.report();
     say(CheckEvent::Finished(report.clone()));
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    checker: &mut ServerChecker,
-    rx: &Receiver<Input>,
-    tx: &Sender<Input>,
-    control: &mut Option<TcpStream>,
-    generation: &mut u32,
+/// The loop's state: the checker, its inputs, the control connection.
+struct Run {
+    checker: ServerChecker,
+    inputs: Receiver<Input>,
+    /// For the readers of a new control connection.
+    tx: Sender<Input>,
+    control: Option<TcpStream>,
+    /// Which control connection is current: a closed one's reader may
+    /// still report.
+    generation: u32,
     addr: SocketAddr,
-    say: &dyn Fn(CheckEvent),
     stop: Option<Arc<AtomicBool>>,
-) -> Result<(), CheckError> {
-    loop {
-        while let Some(out) = checker.poll_output() {
-            match out {
-                CheckOutput::Send(bytes) => {
-                    if let Some(s) = control.as_mut()
-                        && s.write_all(&bytes).is_err()
-                    {
-                        checker.handle_closed(Instant::now());
-                    }
-                }
-                CheckOutput::Reconnect => {
-                    if let Some(s) = control.take() {
-                        let _ = s.shutdown(Shutdown::Both);
-                    }
-                    *generation += 1;
-                    match connect(addr) {
-                        Ok(s) => {
-                            spawn_reader(&s, *generation, tx.clone());
-                            *control = Some(s);
-                            checker.handle_connected(Instant::now());
+}
+
+impl Run {
+    fn run(&mut self, say: &dyn Fn(CheckEvent)) -> Result<(), CheckError> {
+        loop {
+            while let Some(out) = self.checker.poll_output() {
+                match out {
+                    CheckOutput::Send(bytes) => {
+                        if let Some(s) = self.control.as_mut()
+                            && s.write_all(&bytes).is_err()
+                        {
+                            self.checker.handle_closed(Instant::now());
                         }
-                        Err(e) => checker.handle_connect_failed(Instant::now(), &e.to_string()),
                     }
+                    CheckOutput::Reconnect => self.reconnect(),
+                    CheckOutput::Wire(w) => say(CheckEvent::Wire(w)),
+                    CheckOutput::Done => return Ok(()),
                 }
-                CheckOutput::Wire(w) => say(CheckEvent::Wire(w)),
-                CheckOutput::Done => return Ok(()),
+            }
+            if self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+                return Err(CheckError::Stopped);
+            }
+            // Wake at the checker's deadline, and at least every 200 ms to
+            // look at `stop`.
+            let now = Instant::now();
+            let wake = self
+                .checker
+                .poll_timeout()
+                .unwrap_or(now + Duration::from_secs(1))
+                .min(now + Duration::from_millis(200));
+            let current = self.generation;
+            match self.inputs.recv_deadline(wake) {
+                Ok(Input::Tcp(g, at, bytes)) if g == current => {
+                    self.checker.handle_bytes(at, &bytes)
+                }
+                Ok(Input::Closed(g, at)) if g == current => self.checker.handle_closed(at),
+                Ok(Input::Udp(port, at, bytes)) => self.checker.handle_rtp(at, port, &bytes),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => self.checker.handle_timeout(Instant::now()),
+                Err(RecvTimeoutError::Disconnected) => return Err(CheckError::Stopped),
+            }
+            // Deadlines that passed while inputs kept coming.
+            if self
+                .checker
+                .poll_timeout()
+                .is_some_and(|t| t <= Instant::now())
+            {
+                self.checker.handle_timeout(Instant::now());
             }
         }
-        if stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
-            return Err(CheckError::Stopped);
+    }
+
+    /// A new control connection, as the checker asked.
+    fn reconnect(&mut self) {
+        if let Some(s) = self.control.take() {
+            let _ = s.shutdown(Shutdown::Both);
         }
-        // Wake at the checker's deadline, and at least every 200 ms to
-        // look at `stop`.
-        let now = Instant::now();
-        let wake = checker
-            .poll_timeout()
-            .unwrap_or(now + Duration::from_secs(1))
-            .min(now + Duration::from_millis(200));
-        match rx.recv_deadline(wake) {
-            Ok(Input::Tcp(g, at, bytes)) if g == *generation => checker.handle_bytes(at, &bytes),
-            Ok(Input::Closed(g, at)) if g == *generation => checker.handle_closed(at),
-            Ok(Input::Udp(port, at, bytes)) => checker.handle_rtp(at, port, &bytes),
-            Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) => checker.handle_timeout(Instant::now()),
-            Err(RecvTimeoutError::Disconnected) => return Err(CheckError::Stopped),
-        }
-        // Deadlines that passed while inputs kept coming.
-        if checker.poll_timeout().is_some_and(|t| t <= Instant::now()) {
-            checker.handle_timeout(Instant::now());
+        self.generation += 1;
+        match connect(self.addr) {
+            Ok(s) => {
+                spawn_reader(&s, self.generation, self.tx.clone());
+                self.control = Some(s);
+                self.checker.handle_connected(Instant::now());
+            }
+            Err(e) => self
+                .checker
+                .handle_connect_failed(Instant::now(), &e.to_string()),
         }
     }
 }
