@@ -189,7 +189,6 @@ impl PacketChecks {
     }
 
     fn sequence(&mut self, bytes: &[u8], head: &[u8; 12], n: u64, seq: u16, new_run: bool) {
-        let at = ordinal(n, seq);
         let field = format!("bytes 2-3 = {:02X} {:02X}", head[2], head[3]);
         match self.prev {
             None if self.dialect != CheckDialect::Standard && seq != 1 => self.offend(
@@ -206,9 +205,7 @@ impl PacketChecks {
                 ),
                 bytes,
             ),
-            _ => {
-                let _ = at;
-            }
+            _ => {}
         }
     }
 
