@@ -36,6 +36,9 @@ struct Faults {
     lines_reordered: bool,
     no_404: bool,
     rtp_to_tcp_port: bool,
+    status_without_reason: bool,
+    new_session_each_reply: bool,
+    teardown_ignored: bool,
 }
 
 fn frames() -> &'static [Vec<u8>] {
@@ -64,7 +67,7 @@ fn fake_lab_server(faults: Faults) -> SocketAddr {
 
 fn serve_lab(mut s: TcpStream, f: Faults) {
     let peer = s.peer_addr().unwrap();
-    let session = 424_242;
+    let mut session = 424_242;
     let mut rtp_port = 0u16;
     let head = Arc::new(Mutex::new(Playhead { next: 0, sent: 0 }));
     let mut stop: Option<crossbeam_channel::Sender<()>> = None;
@@ -84,10 +87,18 @@ fn serve_lab(mut s: TcpStream, f: Faults) {
             .unwrap_or("0")
             .to_string();
         let reply_cseq = if f.cseq_not_echoed { "1".into() } else { cseq };
-        let ok = if f.lines_reordered {
-            format!("RTSP/1.0 200 OK\nSession: {session}\nCSeq: {reply_cseq}")
+        if f.new_session_each_reply {
+            session += 1;
+        }
+        let status = if f.status_without_reason {
+            "RTSP/1.0 200"
         } else {
-            format!("RTSP/1.0 200 OK\nCSeq: {reply_cseq}\nSession: {session}")
+            "RTSP/1.0 200 OK"
+        };
+        let ok = if f.lines_reordered {
+            format!("{status}\nSession: {session}\nCSeq: {reply_cseq}")
+        } else {
+            format!("{status}\nCSeq: {reply_cseq}\nSession: {session}")
         };
         match words[0] {
             // The mistake: no answer for a missing file.
@@ -128,7 +139,9 @@ fn serve_lab(mut s: TcpStream, f: Faults) {
                 let _ = s.write_all(ok.as_bytes());
             }
             "TEARDOWN" => {
-                stop.take();
+                if !f.teardown_ignored {
+                    stop.take();
+                }
                 let _ = s.write_all(ok.as_bytes());
             }
             _ => {}
@@ -434,6 +447,42 @@ fn rtp_sent_to_the_rtsp_connections_port() {
 }
 
 #[test]
+fn status_line_without_its_reason() {
+    only(
+        Faults {
+            status_without_reason: true,
+            ..Faults::default()
+        },
+        CheckId::RtspStatusLine,
+        "starts \"RTSP/1.0 200\"",
+    );
+}
+
+#[test]
+fn a_new_session_id_in_every_reply() {
+    only(
+        Faults {
+            new_session_each_reply: true,
+            ..Faults::default()
+        },
+        CheckId::RtspSession,
+        "SETUP's said 424243",
+    );
+}
+
+#[test]
+fn teardown_ignored() {
+    only(
+        Faults {
+            teardown_ignored: true,
+            ..Faults::default()
+        },
+        CheckId::TeardownStops,
+        "packets after TEARDOWN",
+    );
+}
+
+#[test]
 fn the_wire_log_carries_the_notes() {
     let addr = fake_lab_server(Faults {
         lines_reordered: true,
@@ -484,6 +533,8 @@ fn no_server_there_is_said_in_words() {
 struct Tpc3Faults {
     ssrc_zero: bool,
     data_before_go: bool,
+    /// Answers a session id for any file, even one it does not have.
+    any_file: bool,
 }
 
 /// A TPC-3 server as the handout describes it: `FILE PORT` in, the
@@ -514,6 +565,11 @@ fn serve_tpc3(s: TcpStream, f: Tpc3Faults) {
         words.next(),
         words.next().and_then(|p| p.parse::<u16>().ok()),
     );
+    let file = if f.any_file {
+        Some("movie.Mjpeg")
+    } else {
+        file
+    };
     let (Some("movie.Mjpeg"), Some(port)) = (file, port) else {
         let _ = w.write_all(b"-1\n");
         return;
@@ -588,6 +644,22 @@ fn tpc3_data_before_go() {
     });
     assert_eq!(r.failures(), [CheckId::Tpc3Go], "\n{}", show(&r));
     assert!(r.get(CheckId::Tpc3Go).unwrap().seen.contains("before Go"));
+}
+
+#[test]
+fn tpc3_missing_file_not_refused() {
+    let r = check_tpc3(Tpc3Faults {
+        any_file: true,
+        ..Tpc3Faults::default()
+    });
+    assert_eq!(r.failures(), [CheckId::Tpc3MissingFile], "\n{}", show(&r));
+    let c = r.get(CheckId::Tpc3MissingFile).unwrap();
+    assert!(c.seen.contains("777001"), "{}", c.seen);
+    assert!(
+        c.expected.contains("reply with a SessionId of -1"),
+        "{}",
+        c.expected
+    );
 }
 
 // --- The lab's reference server, and the command line ------------------------

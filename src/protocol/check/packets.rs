@@ -412,6 +412,22 @@ mod tests {
     }
 
     #[test]
+    fn padding_extension_and_cc_each_name_their_bits() {
+        for (b0, id, words) in [
+            (0xa0, CheckId::RtpPadding, "P=1 (bit 2)"),
+            (0x90, CheckId::RtpExtension, "X=1 (bit 3)"),
+            (0x83, CheckId::RtpCc, "CC=3 (bits 4-7)"),
+        ] {
+            let mut c = PacketChecks::new(CheckDialect::Lab, None);
+            c.packet(&pkt(b0, 26, 1, 10, 0, JPEG), false);
+            let ids: Vec<_> = c.offences.keys().copied().collect();
+            assert_eq!(ids, [id], "byte 0 = {b0:#04x}");
+            let seen = &c.offence(id).unwrap().seen;
+            assert!(seen.contains(words), "{seen}");
+        }
+    }
+
+    #[test]
     fn sequence_from_zero_and_a_resumed_run() {
         let mut c = PacketChecks::new(CheckDialect::Lab, None);
         c.packet(&pkt(0x80, 26, 0, 10, 0, JPEG), false);

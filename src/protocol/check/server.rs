@@ -307,8 +307,9 @@ impl ServerChecker {
             self.send_line(now, format!("{MISSING_FILE} {}\n", self.cfg.rtp_port));
         } else {
             self.step = Step::NotFound;
+            // A fresh connection counts CSeq from 1 again. The session
+            // SETUP gave stays: `rtsp.session` is judged by it at the end.
             self.cseq = 0;
-            self.session = None;
             self.request(now, Method::Setup, MISSING_FILE);
         }
     }
