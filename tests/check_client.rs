@@ -77,6 +77,7 @@ struct Faults {
     cseq_stuck: bool,
     no_teardown: bool,
     port_closed: bool,
+    pause_before_play: bool,
 }
 
 /// A lab client: SETUP, PLAY, a few frames, PAUSE, TEARDOWN, each in the
@@ -114,6 +115,10 @@ fn lab_client(addr: SocketAddr, f: Faults) -> UdpSocket {
     );
     assert_eq!(setup.status, 200);
     let session = setup.headers.session().unwrap().to_string();
+    if f.pause_before_play {
+        // Out of the lab's state diagram: PAUSE in READY.
+        send(&mut c, "PAUSE", Some(format!("Session: {session}")));
+    }
     let play_third = if f.no_session_on_play {
         None
     } else if f.transport_on_play {
@@ -237,6 +242,18 @@ fn names_a_port_it_does_not_open() {
         },
         CheckId::RtpPortOpen,
         "refused",
+    );
+}
+
+#[test]
+fn pauses_before_playing() {
+    only(
+        Faults {
+            pause_before_play: true,
+            ..Faults::default()
+        },
+        CheckId::ReqState,
+        "PAUSE sent in READY",
     );
 }
 

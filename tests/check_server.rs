@@ -39,6 +39,7 @@ struct Faults {
     status_without_reason: bool,
     new_session_each_reply: bool,
     teardown_ignored: bool,
+    late_start: bool,
 }
 
 fn frames() -> &'static [Vec<u8>] {
@@ -154,7 +155,9 @@ fn serve_lab(mut s: TcpStream, f: Faults) {
 fn send_frames(to: SocketAddr, f: Faults, head: Arc<Mutex<Playhead>>, stop: Receiver<()>) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let period = Duration::from_millis(if f.fps_10 { 100 } else { 50 });
-    let start = Instant::now();
+    // The mistake: the first PLAY's first frame only after 1.2 s.
+    let late = f.late_start && head.lock().unwrap().sent == 0;
+    let start = Instant::now() + Duration::from_millis(if late { 1200 } else { 0 });
     let mut k = 0u32;
     loop {
         k += 1;
@@ -483,6 +486,25 @@ fn teardown_ignored() {
 }
 
 #[test]
+fn media_starts_late() {
+    let addr = fake_lab_server(Faults {
+        late_start: true,
+        ..Faults::default()
+    });
+    // Long enough a PLAY for the rate to be measured after the late start.
+    let mut cfg = quick(CheckDialect::Lab, addr);
+    cfg.play_for = Duration::from_millis(2500);
+    let r = check_server(cfg, None, None).unwrap();
+    assert_eq!(r.failures(), [CheckId::PlayStarts], "\n{}", show(&r));
+    assert!(
+        r.get(CheckId::PlayStarts)
+            .unwrap()
+            .seen
+            .contains("after PLAY")
+    );
+}
+
+#[test]
 fn the_wire_log_carries_the_notes() {
     let addr = fake_lab_server(Faults {
         lines_reordered: true,
@@ -535,6 +557,8 @@ struct Tpc3Faults {
     data_before_go: bool,
     /// Answers a session id for any file, even one it does not have.
     any_file: bool,
+    /// Answers -1 for every file, even one it has.
+    no_file: bool,
 }
 
 /// A TPC-3 server as the handout describes it: `FILE PORT` in, the
@@ -567,6 +591,8 @@ fn serve_tpc3(s: TcpStream, f: Tpc3Faults) {
     );
     let file = if f.any_file {
         Some("movie.Mjpeg")
+    } else if f.no_file {
+        None
     } else {
         file
     };
@@ -659,6 +685,25 @@ fn tpc3_missing_file_not_refused() {
         c.expected.contains("reply with a SessionId of -1"),
         "{}",
         c.expected
+    );
+}
+
+#[test]
+fn tpc3_refuses_a_file_it_has() {
+    let r = check_tpc3(Tpc3Faults {
+        no_file: true,
+        ..Tpc3Faults::default()
+    });
+    // Without a session nothing is sent: the media checks fail with it,
+    // each saying so.
+    let c = r.get(CheckId::Tpc3SessionId).unwrap();
+    assert!(!c.ok && c.seen.contains("answered -1"), "{}", c.seen);
+    assert!(r.get(CheckId::Tpc3MissingFile).unwrap().ok);
+    assert!(
+        r.get(CheckId::RtpVersion)
+            .unwrap()
+            .seen
+            .contains("no RTP packet came")
     );
 }
 
