@@ -563,6 +563,37 @@ mod tests {
     }
 
     #[test]
+    fn a_request_line_without_its_version() {
+        let r = run(&[
+            "SETUP movie.Mjpeg\nCSeq: 1\nTransport: RTP/UDP; client_port= 25000",
+            "TEARDOWN movie.Mjpeg RTSP/1.0\nCSeq: 2\nSession: 123456",
+        ]);
+        assert!(r.failures().contains(&CheckId::ReqLine), "{r:#?}");
+        assert!(r.get(CheckId::ReqLine).unwrap().seen.contains("unreadable"));
+    }
+
+    #[test]
+    fn a_tpc3_request_without_its_port() {
+        let now = Instant::now();
+        let mut c = ClientChecker::new(CheckDialect::Tpc3, vec!["movie.Mjpeg".into()], 4242);
+        c.handle_received(now, b"movie.Mjpeg\n");
+        let outs: Vec<_> = std::iter::from_fn(|| c.poll_output()).collect();
+        assert!(
+            outs.contains(&ClientOutput::Send(b"-1\n".to_vec())),
+            "{outs:?}"
+        );
+        c.handle_closed(now);
+        let r = c.report();
+        assert!(r.failures().contains(&CheckId::Tpc3Request));
+        assert!(
+            r.get(CheckId::Tpc3Request)
+                .unwrap()
+                .seen
+                .contains("not `FILE PORT`")
+        );
+    }
+
+    #[test]
     fn client_port_with_and_without_the_space() {
         assert_eq!(
             lab_client_port("RTP/UDP; client_port= 25000"),
