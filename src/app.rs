@@ -16,6 +16,7 @@
 mod analysis;
 mod auth;
 mod banner;
+mod check;
 mod connection;
 mod controls;
 mod diagram;
@@ -43,8 +44,10 @@ use crate::net::client::{
 use crate::protocol::State;
 use crate::server_embedded::EmbeddedServer;
 
+pub use check::{CheckCommand, CheckKind, CheckPanel};
 pub use connection::{ConnectionFields, DEFAULT_RTP_PORT};
 pub use icon::rgba as icon_rgba;
+pub use inspector::header_text;
 pub use settings::{SETTINGS_KEY, SavedTarget, Settings};
 pub use view::{
     AuthNeeded, FrameInfo, PlayerView, ServerInfo, Step, UiCommand, WireEntry, WireFocus,
@@ -117,6 +120,8 @@ enum BottomTab {
     WireLog,
     Analysis,
     Inspector,
+    CheckServer,
+    CheckClient,
 }
 
 impl BottomTab {
@@ -125,6 +130,8 @@ impl BottomTab {
             BottomTab::WireLog => "Wire log",
             BottomTab::Analysis => "Analysis",
             BottomTab::Inspector => "RTP inspector",
+            BottomTab::CheckServer => "Check a server",
+            BottomTab::CheckClient => "Check a client",
         }
     }
 }
@@ -137,6 +144,9 @@ pub struct PlayerApp {
     serve_bar: serve::ServeBar,
     analysis: analysis::AnalysisPanel,
     inspector: inspector::InspectorPanel,
+    /// `streamlab check server` and `check client` in the window.
+    check_server: CheckPanel,
+    check_client: CheckPanel,
     /// Which view the bottom panel shows.
     bottom: BottomTab,
     video: video::VideoPanel,
@@ -265,6 +275,8 @@ impl PlayerApp {
             seek_bar: seek::SeekBar::default(),
             analysis: analysis::AnalysisPanel::default(),
             inspector: inspector::InspectorPanel::default(),
+            check_server: CheckPanel::new(CheckKind::Server),
+            check_client: CheckPanel::new(CheckKind::Client),
             bottom: BottomTab::WireLog,
             serve_bar: serve::ServeBar::default(),
             video: video::VideoPanel::default(),
@@ -504,6 +516,8 @@ impl PlayerApp {
                         BottomTab::WireLog,
                         BottomTab::Analysis,
                         BottomTab::Inspector,
+                        BottomTab::CheckServer,
+                        BottomTab::CheckClient,
                     ] {
                         ui.selectable_value(&mut self.bottom, tab, tab.name());
                     }
@@ -517,6 +531,16 @@ impl PlayerApp {
                         self.view.history = history;
                     }
                     BottomTab::Inspector => self.inspector.ui(ui, &mut self.view.history),
+                    BottomTab::CheckServer => {
+                        if let Some(c) = self.check_server.ui(ui) {
+                            self.check_server.start(c);
+                        }
+                    }
+                    BottomTab::CheckClient => {
+                        if let Some(c) = self.check_client.ui(ui) {
+                            self.check_client.start(c);
+                        }
+                    }
                 }
             });
         // After the wire log: the log runs under it, the full width.
@@ -791,6 +815,10 @@ impl PlayerApp {
             .source()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        // Out of the box, "Check a server" checks the window's own.
+        if !self.check_server.is_running() {
+            self.check_server.suggest(server.port(), server.file_name());
+        }
         self.server = Some(server);
     }
 

@@ -11,8 +11,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use streamlab::app::{AppOptions, Serve, run_window};
+use streamlab::app::{AppOptions, Serve, header_text, run_window};
 use streamlab::media::{Framing, pattern};
+use streamlab::net::check::{
+    CheckError, CheckEvent, ClientCheckOptions, check_client, check_server,
+};
 use streamlab::net::client::{ClientConfig, DialectChoice, TransportChoice};
 use streamlab::net::load::{LoadConfig, LoadTransport};
 use streamlab::net::probe::{ProbeLimits, ProbeOutput, probe_to};
@@ -20,6 +23,8 @@ use streamlab::net::server::{
     MAX_CONNECTIONS, MAX_PER_ADDRESS, MAX_SESSIONS, SenderKind, Server, ServerConfig,
 };
 use streamlab::protocol::server::SESSION_TIMEOUT;
+use streamlab::protocol::check::server::ServerCheckConfig;
+use streamlab::protocol::check::{CheckDialect, Report, WireEntry};
 
 #[derive(Parser)]
 #[command(
@@ -143,6 +148,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a student's lab server or client against the handout, field
+    /// by field (exit 0: every check passed, 1: some failed, 2: could not run).
+    Check {
+        #[command(subcommand)]
+        what: CheckWhat,
+    },
     /// Write a test clip: a moving pattern with a visible frame counter.
     MakeClip {
         out: PathBuf,
@@ -156,6 +167,97 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ClipFraming::Lab)]
         framing: ClipFraming,
     },
+}
+
+#[derive(Subcommand)]
+enum CheckWhat {
+    /// Run a session against a server (SETUP, PLAY, PAUSE, PLAY, TEARDOWN,
+    /// a missing file; TPC-3: the handshake, a transfer, a missing file)
+    /// and print one line per check.
+    Server {
+        host: String,
+        port: u16,
+        /// The file to ask for, as the server names it.
+        file: String,
+        #[arg(long, value_enum, default_value_t = CheckDialectArg::Lab)]
+        dialect: CheckDialectArg,
+        /// Print `{"checks": [{"id", "ok", "seen", "expected"}...], "passed", "failed"}`.
+        #[arg(long)]
+        json: bool,
+        /// UDP port to receive RTP on, named in SETUP (0: any free one).
+        #[arg(long, default_value_t = 0)]
+        rtp_port: u16,
+        /// How long the first PLAY runs, in seconds.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+    /// Serve as the lab's server does, note every request of the client
+    /// that connects, and print the checklist when it disconnects.
+    Client {
+        /// RTSP (TPC-3: TCP) port to listen on.
+        #[arg(default_value_t = 1025)]
+        port: u16,
+        /// The .Mjpeg file to serve (default: the bundled sample, under its
+        /// own name and as movie.Mjpeg).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = CheckDialectArg::Lab)]
+        dialect: CheckDialectArg,
+        /// Print the report as JSON (as `check server --json`).
+        #[arg(long)]
+        json: bool,
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: IpAddr,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CheckDialectArg {
+    Lab,
+    Tpc3,
+    Standard,
+}
+
+impl CheckDialectArg {
+    fn dialect(self) -> CheckDialect {
+        match self {
+            CheckDialectArg::Lab => CheckDialect::Lab,
+            CheckDialectArg::Tpc3 => CheckDialect::Tpc3,
+            CheckDialectArg::Standard => CheckDialect::Standard,
+        }
+    }
+}
+
+/// Print a check's report: one line per check, the handout's words under
+/// a failure and the first offending packet as the inspector draws it;
+/// or the JSON. The exit status says whether all passed.
+fn print_report(report: &Report, dialect: CheckDialect, json: bool) -> ExitCode {
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        for c in &report.checks {
+            let verdict = if c.ok { "PASS" } else { "FAIL" };
+            println!("{verdict} {:<18} {}", c.id.as_str(), c.seen);
+            if !c.ok {
+                println!("     expected: {}", c.expected);
+                if let Some(p) = &c.packet {
+                    println!("     the first offending packet, as the inspector draws it:");
+                    let text =
+                        header_text(p, c.id.drop_reason(), dialect != CheckDialect::Standard);
+                    for line in text.lines() {
+                        println!("       {line}");
+                    }
+                }
+            }
+        }
+        println!("{} passed, {} failed", report.passed(), report.failed());
+    }
+    if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// How a client speaks to the server.
@@ -269,6 +371,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// One message of the wire log with its notes, as `check client` prints
+/// them while the client runs.
+fn print_wire(w: &WireEntry) {
+    let who = if w.sent { "S" } else { "C" };
+    for line in w.text.lines() {
+        println!("{who}: {line}");
+    }
+    for n in &w.notes {
+        let mark = if n.ok { "ok  " } else { "FAIL" };
+        println!("     {mark} {:<18} {}", n.id.as_str(), n.text);
+    }
+}
+
+/// Exit status 2: the check could not run, said in words.
+fn could_not_run(e: CheckError, json: bool) -> ExitCode {
+    if json {
+        println!("{}", serde_json::json!({ "error": e.to_string() }));
+    }
+    eprintln!("streamlab: the check could not run: {e}");
+    ExitCode::from(2)
+}
+
 /// A channel that fires once on Ctrl-C.
 fn ctrl_c() -> anyhow::Result<crossbeam_channel::Receiver<()>> {
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -293,6 +417,78 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     match command {
+        Command::Check {
+            what:
+                CheckWhat::Server {
+                    host,
+                    port,
+                    file,
+                    dialect,
+                    json,
+                    rtp_port,
+                    seconds,
+                },
+        } => {
+            let dialect = dialect.dialect();
+            let mut cfg = ServerCheckConfig::new(dialect, &host, port, &file, rtp_port);
+            if !(0.5..=600.0).contains(&seconds) {
+                bail!("--seconds must be between 0.5 and 600");
+            }
+            cfg.play_for = std::time::Duration::from_secs_f64(seconds);
+            if !json {
+                println!(
+                    "Checking the {} server at {host}:{port} with {file}, against the {} handout...",
+                    dialect.name(),
+                    if dialect == CheckDialect::Tpc3 {
+                        "TPC-3"
+                    } else {
+                        "lab"
+                    }
+                );
+            }
+            Ok(match check_server(cfg, None, None) {
+                Ok(report) => print_report(&report, dialect, json),
+                Err(e) => could_not_run(e, json),
+            })
+        }
+        Command::Check {
+            what:
+                CheckWhat::Client {
+                    port,
+                    file,
+                    dialect,
+                    json,
+                    bind,
+                },
+        } => {
+            if dialect == CheckDialectArg::Standard {
+                bail!("check client speaks the lab's RTSP or TPC-3: --dialect lab or tpc3");
+            }
+            let dialect = dialect.dialect();
+            let opts = ClientCheckOptions {
+                bind: SocketAddr::new(bind, port),
+                file,
+                dialect,
+                ..ClientCheckOptions::default()
+            };
+            // The notes on each request as it comes, unless JSON was asked.
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let printer = std::thread::spawn(move || {
+                for e in rx {
+                    match e {
+                        CheckEvent::Started(s) if !json => println!("{s}"),
+                        CheckEvent::Wire(w) if !json => print_wire(&w),
+                        _ => {}
+                    }
+                }
+            });
+            let result = check_client(opts, Some(tx), None);
+            let _ = printer.join();
+            Ok(match result {
+                Ok(report) => print_report(&report, dialect, json),
+                Err(e) => could_not_run(e, json),
+            })
+        }
         Command::Serve {
             port,
             root,

@@ -34,14 +34,20 @@ pub struct Field {
 /// The RTP header's fields of `head` (at least 12 bytes), with the check
 /// that refused it, if any.
 pub fn rtp_fields(head: &[u8], status: PacketStatus) -> Option<Vec<Field>> {
-    if head.len() < 12 {
-        return None;
-    }
     let refused = match status {
         PacketStatus::Dropped(r) => Some(r),
         PacketStatus::Duplicate | PacketStatus::Late => Some(DropReason::Sequence),
         _ => None,
     };
+    header_fields(head, refused)
+}
+
+/// The RTP header's fields of `head` (at least 12 bytes), marking the one
+/// `refused` names.
+pub fn header_fields(head: &[u8], refused: Option<DropReason>) -> Option<Vec<Field>> {
+    if head.len() < 12 {
+        return None;
+    }
     let word = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
     let f = |name, start, bits, value: u64, expected: &str, reason: Option<DropReason>| Field {
         name,
@@ -351,6 +357,100 @@ fn detail(ui: &mut egui::Ui, p: &PacketRecord, history: &History) {
     ui.label(RichText::new(hex(&payload[..len.min(payload.len())])).monospace());
     bits(ui, &payload[..len.min(payload.len())], &jpeg);
     field_table(ui, "jpeg-fields", &jpeg);
+}
+
+/// A packet header as `check` shows its first offending packet: the
+/// inspector's drawing (hex, the bits under their field names, the table
+/// of fields) in the window, and this text rendering of the same on the
+/// command line. `lab` says the marker should be 0, as the lab sends.
+pub fn header_text(head: &[u8], refused: Option<DropReason>, lab: bool) -> String {
+    let Some(fields) = header_fields(head, refused).map(|f| lab_marker(f, lab)) else {
+        return format!(
+            "{} bytes: too short for an RTP header (12 bytes). Hex: {}\n",
+            head.len(),
+            hex(head)
+        );
+    };
+    let mut out = format!("RTP header (RFC 3550), 12 bytes: {}\n", hex(&head[..12]));
+    // The bits in rows of 32, `|` between fields, names underneath.
+    for row in 0..3 {
+        let (mut bits, mut names) = (String::new(), String::new());
+        for f in fields.iter().filter(|f| f.start / 32 == row) {
+            let value: String = (f.start..f.start + f.bits)
+                .map(|b| {
+                    if (head[b / 8] >> (7 - b % 8)) & 1 == 1 {
+                        '1'
+                    } else {
+                        '0'
+                    }
+                })
+                .collect();
+            let width = value.len().max(f.name.len().min(16)) + 1;
+            bits.push_str(&format!("{value:<width$}"));
+            let name = if f.refused {
+                format!("{}!", f.name)
+            } else {
+                f.name.to_string()
+            };
+            names.push_str(&format!("{name:<width$}"));
+        }
+        out.push_str(&format!(
+            "  bits {:>2}-{:<2}  {}\n",
+            row * 32,
+            row * 32 + 31,
+            bits.trim_end()
+        ));
+        out.push_str(&format!("              {}\n", names.trim_end()));
+    }
+    for f in &fields {
+        let value = if f.bits >= 16 {
+            format!("0x{:0w$X} ({})", f.value, f.value, w = f.bits / 4)
+        } else {
+            format!("{}", f.value)
+        };
+        out.push_str(&format!(
+            "  {} {:<16} bits {:<6} {:<22} should be {}\n",
+            if f.refused { ">" } else { " " },
+            f.name,
+            format!("{}-{}", f.start, f.start + f.bits - 1),
+            value,
+            f.expected
+        ));
+    }
+    out
+}
+
+/// The same header drawn as the inspector draws a picked packet.
+pub fn header_ui(ui: &mut egui::Ui, id: &str, head: &[u8], refused: Option<DropReason>, lab: bool) {
+    let Some(fields) = header_fields(head, refused).map(|f| lab_marker(f, lab)) else {
+        ui.label(format!(
+            "{} bytes: too short for an RTP header (12 bytes). Hex: {}",
+            head.len(),
+            hex(head)
+        ));
+        return;
+    };
+    ui.label(RichText::new(hex(&head[..12])).monospace());
+    bits(ui, &head[..12], &fields);
+    field_table(ui, id, &fields);
+}
+
+/// The lab sends one whole frame per packet with M=0 (its handout), where
+/// RFC 3550 would set it on a frame's last packet, and stamps it with the
+/// clock in seconds, not once per frame.
+fn lab_marker(mut fields: Vec<Field>, lab: bool) -> Vec<Field> {
+    if !lab {
+        return fields;
+    }
+    for f in &mut fields {
+        match f.name {
+            "M" => f.expected = "0 (the lab handout)".into(),
+            // Python's time(): whole seconds, shared by 20 frames.
+            "Timestamp" => f.expected = "never going back (Python's time)".into(),
+            _ => {}
+        }
+    }
+    fields
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -2,6 +2,7 @@
 //! decoding worker. Protocol decisions are made in [`crate::protocol`]; this
 //! layer only moves bytes and keeps time.
 
+pub mod check;
 pub mod client;
 pub mod load;
 pub mod probe;

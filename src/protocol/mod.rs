@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod auth;
+pub mod check;
 pub mod client;
 pub mod load;
 pub mod pacer;

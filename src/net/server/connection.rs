@@ -11,8 +11,8 @@ use std::time::Instant;
 use rand::Rng;
 use tracing::{debug, info, warn};
 
-use super::Shared;
 use super::media::{MediaCommand, MediaSender, Source};
+use super::{Observed, Shared};
 use crate::media::Framing;
 use crate::media::MjpegFile;
 use crate::net::writer::ConnectionWriter;
@@ -212,7 +212,15 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         };
         match input {
             Ok(0) => conn.handle_closed(),
-            Ok(n) => conn.handle_bytes(Instant::now(), &buf[..n], &mut host),
+            Ok(n) => {
+                let now = Instant::now();
+                observe(shared, || Observed::Received {
+                    peer,
+                    at: now,
+                    bytes: buf[..n].to_vec(),
+                });
+                conn.handle_bytes(now, &buf[..n], &mut host)
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -231,6 +239,11 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         while let Some(out) = conn.poll_output() {
             match out {
                 ServerOutput::Send(bytes) => {
+                    observe(shared, || Observed::Sent {
+                        peer,
+                        at: Instant::now(),
+                        bytes: bytes.clone(),
+                    });
                     // The writer has said why, once, if it is the first
                     // to fail.
                     if writer.send(&bytes).is_err() {
@@ -258,6 +271,17 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     }
     host.stop_media();
     let _ = stream.shutdown(Shutdown::Both);
+    observe(shared, || Observed::Closed {
+        peer,
+        at: Instant::now(),
+    });
+}
+
+/// Tell the watcher, if there is one (the copy is made only then).
+fn observe(shared: &Shared, what: impl FnOnce() -> Observed) {
+    if let Some(tx) = &shared.config.observer {
+        let _ = tx.send(what());
+    }
 }
 
 fn log_event(peer: SocketAddr, session: Option<&SessionInfo>, log: ServerLog) {

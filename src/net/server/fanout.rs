@@ -208,6 +208,8 @@ pub(super) struct HubSession {
     /// Frames a slow interleaved client missed, and whether that was said.
     pub behind: u64,
     pub behind_said: bool,
+    /// [`super::ServerConfig::observer`], told of refused sends.
+    pub observer: Option<crossbeam_channel::Sender<super::Observed>>,
     pub next_sr: Instant,
     pub next_rtcp_check: Instant,
 }
@@ -304,6 +306,12 @@ impl HubSession {
         match cache.get(&self.source, n, self.max_payload, now) {
             Lookup::Frame(packets) => {
                 let ok = self.send_frame(&packets);
+                if !ok && let Some(tx) = &self.observer {
+                    let _ = tx.send(super::Observed::RtpRefused {
+                        peer,
+                        at: Instant::now(),
+                    });
+                }
                 self.next_frame += 1;
                 self.pacer.advance(Instant::now());
                 if self.refusals.gone_after(ok) {

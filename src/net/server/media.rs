@@ -301,6 +301,7 @@ impl MediaSender {
                     refusals: Refusals::default(),
                     behind: 0,
                     behind_said: false,
+                    observer: shared.config.observer.clone(),
                     next_sr: now,
                     next_rtcp_check: now,
                 };
@@ -351,6 +352,7 @@ impl MediaSender {
                     session: info.id.clone(),
                     peer,
                     last_rtcp: last_rtcp.clone(),
+                    observer: shared.config.observer.clone(),
                 };
                 let thread = std::thread::Builder::new()
                     .name(format!("rtp-{}", info.id))
@@ -429,6 +431,8 @@ struct MediaJob {
     session: String,
     peer: SocketAddr,
     last_rtcp: Arc<Mutex<Option<Instant>>>,
+    /// [`super::ServerConfig::observer`], told of refused sends.
+    observer: Option<crossbeam_channel::Sender<super::Observed>>,
 }
 
 /// Counters for sender reports.
@@ -519,6 +523,12 @@ impl MediaJob {
                     }
                     match result {
                         FrameResult::Sent(ok) => {
+                            if !ok && let Some(tx) = &self.observer {
+                                let _ = tx.send(super::Observed::RtpRefused {
+                                    peer,
+                                    at: Instant::now(),
+                                });
+                            }
                             next_frame += 1;
                             pacer.advance(Instant::now());
                             if refusals.gone_after(ok) {

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
 
 use tracing::{debug, warn};
 
@@ -82,6 +84,33 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Most connections open at once from one client address (0: no cap).
     pub max_per_address: usize,
+    /// Where to report what each connection receives and sends, and RTP
+    /// that a client's port refused (`streamlab check client` watches
+    /// through it). None: nobody watches, nothing is copied.
+    pub observer: Option<Sender<Observed>>,
+}
+
+/// What a watcher ([`ServerConfig::observer`]) sees. Connections are
+/// told apart by the client's address.
+#[derive(Debug, Clone)]
+pub enum Observed {
+    /// Bytes read from a client's RTSP connection, as they came.
+    Received {
+        peer: SocketAddr,
+        at: Instant,
+        bytes: Vec<u8>,
+    },
+    /// A reply written to it.
+    Sent {
+        peer: SocketAddr,
+        at: Instant,
+        bytes: Vec<u8>,
+    },
+    /// The connection ended.
+    Closed { peer: SocketAddr, at: Instant },
+    /// An RTP send to the session of the client at `peer` (its RTSP
+    /// address) was refused: ICMP port unreachable.
+    RtpRefused { peer: SocketAddr, at: Instant },
 }
 
 /// Default [`ServerConfig::max_connections`]: each connection costs a
@@ -135,6 +164,7 @@ impl Default for ServerConfig {
             max_connections: MAX_CONNECTIONS,
             max_sessions: MAX_SESSIONS,
             max_per_address: MAX_PER_ADDRESS,
+            observer: None,
         }
     }
 }
