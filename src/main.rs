@@ -22,9 +22,9 @@ use streamlab::net::probe::{ProbeLimits, ProbeOutput, probe_to};
 use streamlab::net::server::{
     MAX_CONNECTIONS, MAX_PER_ADDRESS, MAX_SESSIONS, SenderKind, Server, ServerConfig,
 };
-use streamlab::protocol::server::SESSION_TIMEOUT;
 use streamlab::protocol::check::server::ServerCheckConfig;
 use streamlab::protocol::check::{CheckDialect, Report, WireEntry};
+use streamlab::protocol::server::SESSION_TIMEOUT;
 
 #[derive(Parser)]
 #[command(

@@ -17,9 +17,10 @@ use crate::media::Framing;
 use crate::media::MjpegFile;
 use crate::net::writer::ConnectionWriter;
 use crate::protocol::server::{
-    ConnectionConfig, MediaInfo, MediaTransport, Payload, PlayError, PlayInfo, Prepared,
+    ConnectionConfig, LAB_QUIET, MediaInfo, MediaTransport, Payload, PlayError, PlayInfo, Prepared,
     ServerConnection, ServerHost, ServerLog, ServerOutput, SessionInfo,
 };
+use crate::protocol::tpc3::{self, Opening};
 
 /// The writing half of an RTSP connection, shared by replies and
 /// interleaved media.
@@ -197,15 +198,32 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         opened: None,
         media: None,
     };
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 8192];
     let _ = stream.set_nodelay(true);
+    // TPC-3 and RTSP clients share the port: the first bytes tell.
+    let (first, opening) = read_opening(&mut stream, &mut buf);
+    if opening == Opening::Tpc3 {
+        info!(%peer, "a TPC-3 client (seed 000's handshake, not RTSP)");
+        super::tpc3::serve(stream, peer, local_ip, writer, first, shared);
+        observe(shared, || Observed::Closed {
+            peer,
+            at: Instant::now(),
+        });
+        return;
+    }
+    // The bytes read to tell are the first input.
+    let mut opening_input = Some(first);
     loop {
         let wait = conn
             .poll_timeout()
             .map(|t| t.saturating_duration_since(Instant::now()));
-        let input = match wait {
-            Some(w) if w.is_zero() => Err(io::ErrorKind::TimedOut.into()),
-            w => {
+        let input = match (opening_input.take(), wait) {
+            (Some(bytes), _) => {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                Ok(bytes.len())
+            }
+            (None, Some(w)) if w.is_zero() => Err(io::ErrorKind::TimedOut.into()),
+            (None, w) => {
                 let _ = stream.set_read_timeout(w);
                 stream.read(&mut buf)
             }
@@ -277,8 +295,45 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     });
 }
 
+/// Reads until the first bytes tell TPC-3 from RTSP (see
+/// [`tpc3::sniff`]): at most a line and a moment's quiet, or the first
+/// bytes of a connection that closes. Returns them (empty if the client
+/// closed at once) with what they are.
+fn read_opening(stream: &mut TcpStream, buf: &mut [u8]) -> (Vec<u8>, Opening) {
+    let mut first = Vec::new();
+    loop {
+        // Nothing yet: wait as long as an RTSP connection would.
+        let wait = (!first.is_empty()).then_some(LAB_QUIET);
+        let _ = stream.set_read_timeout(wait);
+        let room = (tpc3::MAX_REQUEST + 1)
+            .saturating_sub(first.len())
+            .clamp(1, buf.len());
+        let quiet = match stream.read(&mut buf[..room]) {
+            Ok(0) => return (first, Opening::Rtsp),
+            Ok(n) => {
+                first.extend_from_slice(&buf[..n]);
+                false
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // The RTSP path meets the error again and ends the connection.
+            Err(_) => return (first, Opening::Rtsp),
+        };
+        if let Some(opening) = tpc3::sniff(&first, quiet) {
+            return (first, opening);
+        }
+    }
+}
+
 /// Tell the watcher, if there is one (the copy is made only then).
-fn observe(shared: &Shared, what: impl FnOnce() -> Observed) {
+pub(super) fn observe(shared: &Shared, what: impl FnOnce() -> Observed) {
     if let Some(tx) = &shared.config.observer {
         let _ = tx.send(what());
     }

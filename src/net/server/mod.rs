@@ -11,6 +11,7 @@ mod fanout;
 mod limits;
 mod media;
 mod prepare;
+mod tpc3;
 
 use std::collections::HashMap;
 use std::io;
