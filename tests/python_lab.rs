@@ -76,44 +76,57 @@ fn read_all_later(mut stream: impl Read + Send + 'static) -> Receiver<String> {
 
 /// Run lab_client.py with `args`; its JSON line and exit code.
 fn run_lab_client(args: &[String], limit: Duration) -> (Value, Option<i32>) {
+    run_peer("lab_client.py", args, limit)
+}
+
+/// Run the peer `script` with `args`; its last line as JSON, and its exit
+/// code.
+fn run_peer(script: &str, args: &[String], limit: Duration) -> (Value, Option<i32>) {
     let mut child = Command::new("python3")
-        .arg(peer("lab_client.py"))
+        .arg(peer(script))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn python3 lab_client.py");
+        .unwrap_or_else(|e| panic!("spawn python3 {script}: {e}"));
     let stdout = read_all_later(child.stdout.take().unwrap());
     let stderr = read_all_later(child.stderr.take().unwrap());
     let mut child = Reaper(child);
     let out = stdout
         .recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("lab_client.py {args:?} did not finish within {limit:?}"));
-    let code = child.0.wait().expect("wait lab_client.py").code();
+        .unwrap_or_else(|_| panic!("{script} {args:?} did not finish within {limit:?}"));
+    let code = child.0.wait().expect("wait for the peer").code();
     let err = stderr
         .recv_timeout(Duration::from_secs(5))
         .unwrap_or_default();
     let line = out
         .lines()
         .last()
-        .unwrap_or_else(|| panic!("lab_client.py printed nothing (exit {code:?}); stderr:\n{err}"));
+        .unwrap_or_else(|| panic!("{script} printed nothing (exit {code:?}); stderr:\n{err}"));
     let json: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("lab_client.py printed {line:?} ({e}); stderr:\n{err}"));
+        .unwrap_or_else(|e| panic!("{script} printed {line:?} ({e}); stderr:\n{err}"));
     (json, code)
 }
 
 /// lab_server.py started in `cwd` on a free port of 127.0.0.1.
 fn start_lab_server(cwd: &Path, period: &str) -> (Reaper, u16, ChildStdout) {
+    start_peer_server("lab_server.py", cwd, &["--period", period])
+}
+
+/// The peer server `script` started in `cwd` on a free port of 127.0.0.1,
+/// with `args` after the port.
+fn start_peer_server(script: &str, cwd: &Path, args: &[&str]) -> (Reaper, u16, ChildStdout) {
     let mut child = Command::new("python3")
-        .arg(peer("lab_server.py"))
-        .args(["0", "--bind", "127.0.0.1", "--period", period])
+        .arg(peer(script))
+        .args(["0", "--bind", "127.0.0.1"])
+        .args(args)
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn python3 lab_server.py");
+        .unwrap_or_else(|e| panic!("spawn python3 {script}: {e}"));
     let stdout = child.stdout.take().unwrap();
     let child = Reaper(child);
     let (tx, rx) = crossbeam_channel::bounded(1);
@@ -126,12 +139,12 @@ fn start_lab_server(cwd: &Path, period: &str) -> (Reaper, u16, ChildStdout) {
     });
     let (line, stdout) = rx
         .recv_timeout(Duration::from_secs(10))
-        .expect("lab_server.py did not say where it listens within 10 s");
+        .unwrap_or_else(|_| panic!("{script} did not say where it listens within 10 s"));
     let port: u16 = line
         .trim()
         .strip_prefix("listening on ")
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("lab_server.py's first line is {line:?}"));
+        .unwrap_or_else(|| panic!("{script}'s first line is {line:?}"));
     (child, port, stdout)
 }
 
@@ -394,4 +407,78 @@ fn python_lab_server_stays_silent_in_wrong_state_and_our_client_says_so() {
     let state = next_event(&events, Duration::from_secs(5), "INIT", state_event);
     assert_eq!(state, State::Init);
     client.shutdown(Duration::from_secs(2));
+}
+
+/// A TPC-3 client written from the assignment (tests/peers/tpc3_client.py)
+/// gets all 500 frames of movie.Mjpeg from our server, each datagram
+/// passing every check the assignment lists; a missing file gets -1.
+#[test]
+fn python_tpc3_client_gets_the_movie_from_our_server() {
+    if !have_python() {
+        return;
+    }
+    let server = server(media_root(), 200);
+    let port = server.local_addr().port().to_string();
+    let args = |file: &str| -> Vec<String> {
+        ["127.0.0.1", &port, "0", file, "--frames", "500"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let (json, code) = run_peer(
+        "tpc3_client.py",
+        &args("movie.Mjpeg"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["frames"], 500, "{}", json["failures"]);
+    assert_eq!(
+        json["failures"],
+        serde_json::json!({}),
+        "every check passes"
+    );
+    let want: Vec<u64> = movie_frames().iter().map(|f| u64::from(crc32(f))).collect();
+    assert_eq!(u64s(&json, "crc32"), want, "the frames as stored, in order");
+    let (json, code) = run_peer(
+        "tpc3_client.py",
+        &args("nothere.Mjpeg"),
+        Duration::from_secs(20),
+    );
+    assert_eq!((json["session"].as_i64(), code), (Some(-1), Some(2)));
+}
+
+/// A TPC-3 server written from the assignment (tests/peers/tpc3_server.py)
+/// passes every check of `streamlab check server --dialect tpc3`.
+#[test]
+fn python_tpc3_server_passes_the_checker() {
+    if !have_python() {
+        return;
+    }
+    let root = media_root();
+    let root_arg = root.to_string_lossy().to_string();
+    let (_server, port, _out) = start_peer_server("tpc3_server.py", &root, &["--root", &root_arg]);
+    let out = Command::new(env!("CARGO_BIN_EXE_streamlab"))
+        .args([
+            "check",
+            "server",
+            "127.0.0.1",
+            &port.to_string(),
+            "movie.Mjpeg",
+        ])
+        .args(["--dialect", "tpc3", "--json"])
+        .output()
+        .expect("run streamlab check");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let failed: Vec<&Value> = json["checks"]
+        .as_array()
+        .map(|c| c.iter().filter(|c| c["ok"] == false).collect())
+        .unwrap_or_default();
+    assert!(failed.is_empty(), "failed checks: {failed:?}");
+    assert_eq!(out.status.code(), Some(0), "{json}");
 }
