@@ -183,6 +183,25 @@ def main():
             r = next(r for r in results if r["n"] == n and r["server"] == k)
             cells += list(cell(r))
         print(f"| {n} | " + " | ".join(cells) + " |")
+    # What each server sent and how on time it came, so that CPU per
+    # session can be read against the packets it cost.
+    print()
+    print("| sessions | server | frames received of expected | p50 / p99 / max late (ms) "
+          "| packets per frame | CPU per 1000 packets a second (% of a core) |")
+    print("|---|---|---|---|---|---|")
+    for n in counts:
+        for k in kinds:
+            r = next(r for r in results if r["n"] == n and r["server"] == k)
+            if "frames_received" not in r:
+                print(f"| {n} | {names[k]} | - | - | - | - |")
+                continue
+            got, want = r["frames_received"], r["frames_expected"]
+            per_frame = r["packets_received"] / max(1, got)
+            rate = r["packets_received"] / max(1e-9, r["window_seconds"]) / 1000
+            cpu = r.get("server_cpu_percent") or 0
+            print(f"| {n} | {names[k]} | {got} of {want} ({100 * got / max(1, want):.2f}%) "
+                  f"| {r['late_p50_ms']:.1f} / {r['late_p99_ms']:.1f} / {r['late_max_ms']:.1f} "
+                  f"| {per_frame:.2f} | {cpu / max(1e-9, rate):.2f} |")
     if a.json:
         print(json.dumps(results))
     shutil.rmtree(work, ignore_errors=True)
