@@ -324,18 +324,7 @@ fn a_tpc3_client_that_does_not_say_go() {
 
 #[test]
 fn the_lab_reference_client_passes_every_check() {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            !common::peers_required(),
-            "python3 is required (STREAMLAB_REQUIRE_PEERS)"
-        );
-        eprintln!("note: python3 not found; skipping the reference client test");
+    if !common::have_python() {
         return;
     }
     let (addr, check, events) = start(CheckDialect::Lab, 20);

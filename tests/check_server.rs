@@ -9,10 +9,11 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{Reaper, have_python};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use streamlab::net::check::{CheckError, CheckEvent, check_server};
 use streamlab::protocol::check::server::ServerCheckConfig;
@@ -708,33 +709,6 @@ fn tpc3_refuses_a_file_it_has() {
 }
 
 // --- The lab's reference server, and the command line ------------------------
-
-/// A child process that is killed (and reaped) however the test ends.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn have_python() -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok || !common::peers_required(),
-        "python3 is required (STREAMLAB_REQUIRE_PEERS) but does not run"
-    );
-    if !ok {
-        eprintln!("note: python3 not found; skipping the reference server test");
-    }
-    ok
-}
 
 /// tests/peers/lab_server.py in the media folder, on a free port.
 fn reference_server() -> (Reaper, u16) {

@@ -10,7 +10,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -33,34 +33,6 @@ fn peer(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/peers")
         .join(name)
-}
-
-/// Whether python3 runs; without it, fail when peers are required.
-fn have_python() -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            !peers_required(),
-            "python3 is required (STREAMLAB_REQUIRE_PEERS) but does not run"
-        );
-        eprintln!("note: python3 not found; skipping the Python lab interop test");
-    }
-    ok
-}
-
-/// A child process that is killed (and reaped) however the test ends.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Everything `stream` yields until EOF, on a thread, as a channel.

@@ -15,6 +15,7 @@ use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use socket2::{Domain, Socket, Type};
 use streamlab::media::pattern::pattern_rgb;
 use streamlab::net::server::ServerConfig;
+use streamlab::protocol::server::SESSION_TIMEOUT;
 
 /// Waits until `f` holds, looking every few ms, up to `limit`.
 fn eventually(what: &str, limit: Duration, f: impl Fn() -> bool) {
@@ -67,26 +68,30 @@ fn small_window_connect(addr: SocketAddr) -> TcpStream {
     s.into()
 }
 
-#[test]
-fn a_client_that_stops_reading_is_ended_and_others_play_on() {
-    let root = temp_dir("stalled");
+/// A server looping a 1080p clip at 100 fps, with `write_timeout`.
+fn hd_server(
+    name: &str,
+    write_timeout: Duration,
+    session_timeout: Duration,
+) -> (streamlab::net::server::ServerHandle, std::path::PathBuf) {
+    let root = temp_dir(name);
     write_hd_clip(&root.join("hd.mjpeg"));
     let server = server_with(ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         root: Some(root.clone()),
         fps: 100,
         looping: true,
-        write_timeout: Duration::from_secs(1),
-        // Long enough that expiry cannot be what ends the stalled session.
-        session_timeout: Duration::from_secs(600),
+        write_timeout,
+        session_timeout,
         ..ServerConfig::default()
     });
-    let addr = server.local_addr();
-    let url = format!("rtsp://{addr}/hd.mjpeg");
+    (server, root)
+}
 
-    let mut stalled = small_window_connect(addr);
+/// SETUP (interleaved) and PLAY `url` on `s`; the session id.
+fn play_interleaved(s: &mut TcpStream, url: &str) -> String {
     let (status, session) = request(
-        &mut stalled,
+        s,
         &format!(
             "SETUP {url} RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
         ),
@@ -94,10 +99,23 @@ fn a_client_that_stops_reading_is_ended_and_others_play_on() {
     assert_eq!(status, 200);
     let session = session.expect("a session id");
     let (status, _) = request(
-        &mut stalled,
+        s,
         &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
     );
     assert_eq!(status, 200);
+    session
+}
+
+#[test]
+fn a_client_that_stops_reading_is_ended_and_others_play_on() {
+    // A session timeout long enough that expiry cannot be what ends the
+    // stalled session.
+    let (server, root) = hd_server("stalled", Duration::from_secs(1), Duration::from_secs(600));
+    let addr = server.local_addr();
+    let url = format!("rtsp://{addr}/hd.mjpeg");
+
+    let mut stalled = small_window_connect(addr);
+    play_interleaved(&mut stalled, &url);
     // From here on `stalled` is not read: 1080p at 100 fps fills its
     // window and the server's send buffer within a second or so.
 
@@ -212,32 +230,11 @@ fn read_interleaved(s: &mut TcpStream, want: usize) -> Vec<(u16, u32)> {
 
 #[test]
 fn a_slow_tcp_client_misses_whole_frames_and_keeps_its_session() {
-    let root = temp_dir("slow-tcp");
-    write_hd_clip(&root.join("hd.mjpeg"));
-    let server = server_with(ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        root: Some(root.clone()),
-        fps: 100,
-        looping: true,
-        write_timeout: Duration::from_secs(3),
-        ..ServerConfig::default()
-    });
+    let (server, root) = hd_server("slow-tcp", Duration::from_secs(3), SESSION_TIMEOUT);
     let addr = server.local_addr();
     let url = format!("rtsp://{addr}/hd.mjpeg");
     let mut slow = small_window_connect(addr);
-    let (status, session) = request(
-        &mut slow,
-        &format!(
-            "SETUP {url} RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
-        ),
-    );
-    assert_eq!(status, 200);
-    let session = session.expect("a session id");
-    let (status, _) = request(
-        &mut slow,
-        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n"),
-    );
-    assert_eq!(status, 200);
+    let session = play_interleaved(&mut slow, &url);
     // Not reading for a while (well within the write timeout) fills the
     // window: frames due meanwhile cannot all go.
     let first = read_interleaved(&mut slow, 1);

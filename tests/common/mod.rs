@@ -397,3 +397,32 @@ pub fn wait_for(
         }
     }
 }
+
+/// Whether python3 runs (for the lab's peers in tests/peers); without it a
+/// test is skipped, unless peers are required, where it fails.
+pub fn have_python() -> bool {
+    let ok = std::process::Command::new("python3")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || !peers_required(),
+        "python3 is required (STREAMLAB_REQUIRE_PEERS) but does not run"
+    );
+    if !ok {
+        eprintln!("note: python3 not found; skipping a test with a Python peer");
+    }
+    ok
+}
+
+/// A child process that is killed (and reaped) however the test ends.
+pub struct Reaper(pub std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
