@@ -350,3 +350,28 @@ fn the_lab_reference_client_passes_every_check() {
             .contains("never refused")
     );
 }
+
+/// A TPC-3 client written from the assignment (tests/peers/tpc3_client.py)
+/// passes every check of `check client --dialect tpc3`.
+#[test]
+fn the_python_tpc3_client_passes_every_check() {
+    if !common::have_python() {
+        return;
+    }
+    let (addr, check, events) = start(CheckDialect::Tpc3, 20);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/tpc3_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["127.0.0.1", &addr.port().to_string(), "0", "movie.Mjpeg"])
+        .args(["--frames", "20"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tpc3_client.py");
+    assert!(
+        out.status.success(),
+        "tpc3_client.py: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r = report(check, &events);
+    assert_eq!(r.failed(), 0, "\n{}", show(&r));
+}
