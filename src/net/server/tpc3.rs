@@ -46,6 +46,11 @@ pub(super) fn serve(
     first: Vec<u8>,
     shared: &Shared,
 ) {
+    observe(shared, || Observed::Received {
+        peer,
+        at: Instant::now(),
+        bytes: first.clone(),
+    });
     let mut server = Tpc3Server::new();
     let mut files = Files { shared };
     let mut media: Option<MediaSender> = None;
