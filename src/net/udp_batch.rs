@@ -132,33 +132,42 @@ impl UdpBatch {
         self.closed = len < self.segment;
     }
 
-    /// Sends a frame's datagrams, each a head and a body (an RTP header and
-    /// a payload shared with other sessions), without copying them: the
-    /// kernel gathers the parts (one iovec each) and, where it segments,
-    /// cuts each run of equal-sized datagrams itself. True when every
-    /// datagram went out.
-    pub fn send_gathered(&mut self, sock: &UdpSocket, datagrams: &[(&[u8], &[u8])]) -> bool {
+    /// Sends a frame's `count` datagrams, datagram i being `part(i)`: a head
+    /// and a body (an RTP header and a payload shared with other sessions),
+    /// without copying them: the kernel gathers the parts (one iovec each)
+    /// and, where it segments, cuts each run of equal-sized datagrams
+    /// itself. True when every datagram went out.
+    pub fn send_gathered<'a>(
+        &mut self,
+        sock: &UdpSocket,
+        count: usize,
+        part: impl Fn(usize) -> (&'a [u8], &'a [u8]),
+    ) -> bool {
         self.flush(sock);
+        let len = |i: usize| {
+            let (head, body) = part(i);
+            head.len() + body.len()
+        };
         let mut at = 0;
-        while at < datagrams.len() {
-            let size = datagrams[at].0.len() + datagrams[at].1.len();
+        while at < count {
+            let size = len(at);
             // A run: datagrams of `size`, the last of it maybe shorter.
             let mut end = at + 1;
             let mut bytes = size;
             if self.segmenting() && size * 2 <= MAX_BYTES {
-                while end < datagrams.len() && end - at < MAX_SEGMENTS {
-                    let len = datagrams[end].0.len() + datagrams[end].1.len();
-                    if len > size || bytes + len > MAX_BYTES {
+                while end < count && end - at < MAX_SEGMENTS {
+                    let l = len(end);
+                    if l > size || bytes + l > MAX_BYTES {
                         break;
                     }
-                    bytes += len;
+                    bytes += l;
                     end += 1;
-                    if len < size {
+                    if l < size {
                         break;
                     }
                 }
             }
-            self.send_run(sock, &datagrams[at..end], size);
+            self.send_run(sock, at..end, size, &part);
             at = end;
         }
         !std::mem::take(&mut self.failed)
@@ -166,7 +175,13 @@ impl UdpBatch {
 
     /// One run of [`UdpBatch::send_gathered`]: segmented when it holds more
     /// than one datagram.
-    fn send_run(&mut self, sock: &UdpSocket, run: &[(&[u8], &[u8])], size: usize) {
+    fn send_run<'a>(
+        &mut self,
+        sock: &UdpSocket,
+        run: std::ops::Range<usize>,
+        size: usize,
+        part: &impl Fn(usize) -> (&'a [u8], &'a [u8]),
+    ) {
         if run.len() > 1 {
             let result = u16::try_from(size)
                 .map_err(|_| io::Error::other("segment too big"))
@@ -175,7 +190,7 @@ impl UdpBatch {
                         self.set_segment(sock, size)?;
                     }
                     self.sends += 1;
-                    send_parts(sock, run)
+                    send_parts(sock, run.clone(), part)
                 });
             match result {
                 Ok(()) => return,
@@ -191,8 +206,9 @@ impl UdpBatch {
                 }
             }
         }
-        for d in run {
-            let len = d.0.len() + d.1.len();
+        for i in run {
+            let (head, body) = part(i);
+            let len = head.len() + body.len();
             // A datagram larger than the socket's segment size would be cut.
             if let Segmentation::On(seg) = self.segmentation
                 && seg != 0
@@ -202,7 +218,7 @@ impl UdpBatch {
                 self.segmentation = Segmentation::Unavailable;
             }
             self.sends += 1;
-            if send_parts(sock, std::slice::from_ref(d)).is_err() {
+            if send_parts(sock, i..i + 1, part).is_err() {
                 self.failed = true;
             }
         }
@@ -295,9 +311,14 @@ impl UdpBatch {
 /// Most datagrams gathered in one call: two parts each.
 const MAX_PARTS: usize = 2 * MAX_SEGMENTS;
 
-/// One sendmsg(2) of the datagrams' parts, in order, on a connected socket.
+/// One sendmsg(2) of datagrams `run`'s parts, in order, on a connected
+/// socket.
 #[cfg(unix)]
-fn send_parts(sock: &UdpSocket, datagrams: &[(&[u8], &[u8])]) -> io::Result<()> {
+fn send_parts<'a>(
+    sock: &UdpSocket,
+    run: std::ops::Range<usize>,
+    part: &impl Fn(usize) -> (&'a [u8], &'a [u8]),
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let empty = libc::iovec {
         iov_base: std::ptr::null_mut(),
@@ -305,12 +326,13 @@ fn send_parts(sock: &UdpSocket, datagrams: &[(&[u8], &[u8])]) -> io::Result<()> 
     };
     let mut iov = [empty; MAX_PARTS];
     let mut n = 0;
-    for (head, body) in datagrams.iter().take(MAX_SEGMENTS) {
-        for part in [head, body] {
-            if !part.is_empty() {
+    for i in run.take(MAX_SEGMENTS) {
+        let (head, body) = part(i);
+        for p in [head, body] {
+            if !p.is_empty() {
                 iov[n] = libc::iovec {
-                    iov_base: part.as_ptr().cast_mut().cast(),
-                    iov_len: part.len(),
+                    iov_base: p.as_ptr().cast_mut().cast(),
+                    iov_len: p.len(),
                 };
                 n += 1;
             }
@@ -332,8 +354,13 @@ fn send_parts(sock: &UdpSocket, datagrams: &[(&[u8], &[u8])]) -> io::Result<()> 
 
 /// Elsewhere: one datagram per call, put together first.
 #[cfg(not(unix))]
-fn send_parts(sock: &UdpSocket, datagrams: &[(&[u8], &[u8])]) -> io::Result<()> {
-    for (head, body) in datagrams {
+fn send_parts<'a>(
+    sock: &UdpSocket,
+    run: std::ops::Range<usize>,
+    part: &impl Fn(usize) -> (&'a [u8], &'a [u8]),
+) -> io::Result<()> {
+    for i in run {
+        let (head, body) = part(i);
         let mut packet = Vec::with_capacity(head.len() + body.len());
         packet.extend_from_slice(head);
         packet.extend_from_slice(body);
@@ -461,11 +488,9 @@ mod tests {
                         (p[..cut].to_vec(), p[cut..].to_vec())
                     })
                     .collect();
-                let parts: Vec<(&[u8], &[u8])> = split
-                    .iter()
-                    .map(|(h, b)| (h.as_slice(), b.as_slice()))
-                    .collect();
-                assert!(batch.send_gathered(&tx, &parts));
+                assert!(batch.send_gathered(&tx, split.len(), |i| {
+                    (split[i].0.as_slice(), split[i].1.as_slice())
+                }));
                 expected.extend(f);
             }
             let got = received(&rx, expected.len());

@@ -371,12 +371,10 @@ impl HubSession {
             } => {
                 // Each session's headers before the payloads all share:
                 // gathered by the kernel, not copied here.
-                let datagrams: Vec<(&[u8], &[u8])> = heads
-                    .iter()
-                    .zip(&packets.parts)
-                    .map(|(h, &(start, len, _))| (&h[..], &packets.bytes[start..start + len]))
-                    .collect();
-                let ok = batch.send_gathered(rtp, &datagrams);
+                let ok = batch.send_gathered(rtp, heads.len(), |i| {
+                    let (start, len, _) = packets.parts[i];
+                    (&heads[i][..], &packets.bytes[start..start + len])
+                });
                 (true, ok)
             }
             HubOut::Interleaved { writer, buf, .. } => {
