@@ -494,6 +494,9 @@ struct Sessions {
     free: Vec<usize>,
     by_key: HashMap<u64, usize>,
     queue: BinaryHeap<Due>,
+    /// Slots served in this wake-up, to queue again after it (kept to
+    /// spare an allocation per wake-up).
+    served: Vec<usize>,
 }
 
 impl Sessions {
@@ -539,7 +542,7 @@ impl Sessions {
 
     /// Serves every session due by `horizon`.
     fn serve_due(&mut self, now: Instant, horizon: Instant, cache: &mut PacketCache) {
-        let mut served = Vec::new();
+        let mut served = std::mem::take(&mut self.served);
         while let Some(&Reverse((due, slot, key))) = self.queue.peek() {
             if due > horizon {
                 break;
@@ -555,9 +558,11 @@ impl Sessions {
             s.serve(now, horizon, cache);
             served.push(slot);
         }
-        for slot in served {
+        for &slot in &served {
             self.schedule(slot);
         }
+        served.clear();
+        self.served = served;
     }
 
     fn next_due(&mut self) -> Option<Instant> {
