@@ -16,7 +16,7 @@ A run passes when at least 99% of sessions get at least 99% of their
 frames with p99 lateness under 50 ms (src/protocol/load.rs).
 
 Usage: scripts/sweep.py [--sessions 100,600,1200] [--seconds 10]
-         [--servers fanout,threads,gst] [--transport udp|tcp]
+         [--servers fanout,fanout1,threads,gst] [--transport udp|tcp]
          [--bin target/release/streamlab] [--json]
 Only 127.0.0.1 is used.
 """
@@ -106,6 +106,8 @@ def start(kind, work, jpgs, binary):
             "--max-connections", "0", "--max-sessions", "0", "--max-per-address", "0"]
     if kind == "threads":
         args += ["--sender", "threads"]
+    if kind == "fanout1":
+        args += ["--sender-threads", "1"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, RUST_LOG="error"))
     wait_port(port, proc)
@@ -172,7 +174,8 @@ def main():
                   f"{kind:8} {n:5}: {cell(r)[0]}, steal {100 * (r.get('steal') or 0):.1f}%, "
                   f"load generator {r.get('own_cpu_percent', 0):.0f}%", file=sys.stderr)
             results.append(r)
-    names = {"fanout": "Streamlab (fan-out)", "threads": "Streamlab (thread per session)",
+    names = {"fanout": "Streamlab (fan-out)", "fanout1": "Streamlab (one fan-out thread)",
+             "threads": "Streamlab (thread per session)",
              "gst": "gst-rtsp-server, one shared pipeline"}
     head = "| sessions | " + " | ".join(f"{names[k]} CPU (% of a core) | per session" for k in kinds) + " |"
     print(head)
