@@ -56,6 +56,9 @@ impl ClientConnection {
     /// Time passed: replies overdue, keep-alive, media that does not come.
     pub fn handle_timeout(&mut self, now: Instant, host: &mut impl ClientHost) {
         if self.decoder.pending() > 0 && self.last_bytes.is_some_and(|t| now >= t + LAB_QUIET) {
+            // Once per arrival: what the quiet read leaves waits for more
+            // bytes, not for another deadline.
+            self.last_bytes = None;
             self.read_messages(now, true, host);
         }
         self.check_reply_timeout(now, host);

@@ -2,6 +2,7 @@
 //! the sockets, replies are written by hand, and time is passed in.
 
 use super::*;
+use crate::protocol::server::LAB_QUIET;
 use crate::protocol::timeline::Anchor;
 use std::time::Duration;
 
@@ -780,4 +781,29 @@ fn teardown_after_a_request_sent_anyway_is_not_taken_for_its_reply() {
         "{:?}",
         h.events
     );
+}
+
+#[test]
+fn half_a_line_left_after_a_quiet_read_sets_no_deadline_in_the_past() {
+    // Found by fuzzing (client_connection): bytes the quiet read cannot
+    // make a message of kept the deadline at last_bytes + LAB_QUIET, and
+    // the engine, which sleeps until poll_timeout, spun on a core.
+    let t = Instant::now();
+    let mut c = ClientConnection::new(config());
+    let mut h = Recorder::default();
+    c.start(&mut h);
+    c.command(t, ClientCommand::Setup, &mut h);
+    c.handle_bytes(t, b"RTSP/1.0", &mut h);
+    let quiet = c.poll_timeout().expect("the quiet read is due");
+    assert!(quiet <= t + LAB_QUIET);
+    c.handle_timeout(quiet, &mut h);
+    assert!(
+        c.poll_timeout().is_some_and(|d| d > quiet),
+        "{:?}",
+        c.poll_timeout()
+    );
+    // More bytes: read again once quiet, and the reply is taken.
+    let later = quiet + Duration::from_millis(1);
+    c.handle_bytes(later, b" 200 OK\r\nCSeq: 1\r\n\r\n", &mut h);
+    assert_eq!(h.last_method(), "DESCRIBE");
 }
