@@ -151,6 +151,20 @@ def main():
         bytes([2, SETUP]) + lab_replies + bytes([PLAY]) + feed(b"RTSP/1.0 200 OK\nCSeq: 2\nSession: 123456")
         + bytes([WAIT, 20, PAUSE]) + feed(b"RTSP/1.0 200 OK\nCSeq: 3\nSession: 123456") + bytes([TEARDOWN]),
     )
+    # PLAY again with no reply: the media timers wait for it (a timer left
+    # in the past here once spun the engine).
+    write(
+        out,
+        "client_connection",
+        "play_twice_unanswered",
+        bytes([1, SETUP])
+        + feed(with_cseq(gst["OPTIONS"], 1))
+        + feed(with_cseq(gst["DESCRIBE"], 2))
+        + feed(with_cseq((rep / "gst_rtsp_server_SETUP_udp.txt").read_bytes(), 3))
+        + bytes([PLAY])
+        + feed(with_cseq(gst["PLAY"], 4))
+        + bytes([PLAY, WAIT, 40]),
+    )
     write(out, "client_connection", "auto_lab_fallback", bytes([0, SETUP, WAIT, 12]) + feed(b"RTSP/1.0 200 OK\nCSeq: 1\nSession: 123456"))
 
     # SDP: every DESCRIBE answer.
