@@ -6,9 +6,12 @@
 //! - [`media`]: frame sources (.Mjpeg files in both framings, test pattern);
 //! - [`net`]: sockets and threads (server, client engine, pacing);
 //! - [`server_embedded`]: the in-process server the window starts;
-//! - [`app`]: the egui player window.
+//! - [`app`]: the egui player window (feature `gui`, on by default).
 
+#[cfg(feature = "gui")]
 pub mod app;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod media;
 pub mod net;
 pub mod protocol;

@@ -486,11 +486,15 @@ fn trim_eol(b: &[u8]) -> usize {
     n
 }
 
-/// A request line alone (e.g. `OPTIONS * RTSP/1.0` with nothing after it).
+/// A start line alone with nothing after it: a request line (`OPTIONS *
+/// RTSP/1.0`) or a status line, whose reason phrase may be any number of
+/// words (`RTSP/1.0 400 Bad Request`, as our server answers a lab request
+/// without CSeq).
 fn looks_like_complete_start_line(buf: &[u8]) -> bool {
     let s = String::from_utf8_lossy(buf);
     let words: Vec<&str> = s.split_whitespace().collect();
-    words.len() == 3 && (words[2].starts_with("RTSP/") || words[0].starts_with("RTSP/"))
+    (words.len() == 3 && words[2].starts_with("RTSP/"))
+        || (words.len() >= 2 && words[0].starts_with("RTSP/"))
 }
 
 /// If `line` contains the start of a request line (`METHOD target RTSP/x.y`
@@ -779,6 +783,22 @@ mod tests {
             r.headers.get("transport"),
             Some("RTP/UDP; client_port= 25000")
         );
+    }
+
+    #[test]
+    fn a_bare_status_line_with_a_long_reason_is_a_reply_once_quiet() {
+        // What our server answers a lab request that has no CSeq: found by
+        // fuzzing (server_connection), where our own client read nothing.
+        for line in [
+            &b"RTSP/1.0 400 Bad Request"[..],
+            b"RTSP/1.0 454 Session Not Found",
+        ] {
+            assert!(all(line, false).is_empty());
+            match &all(line, true)[..] {
+                [Ok(Message::Response(r))] => assert_eq!(r.dialect, Dialect::Lab),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

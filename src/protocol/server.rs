@@ -442,8 +442,11 @@ impl ServerConnection {
 
     fn reply(&mut self, req: &Request, status: u16, detail: Option<String>) -> Response {
         let mut r = Response::new(status, req.dialect);
-        if let Some(c) = req.headers.get("CSeq") {
-            r.headers.push("CSeq", c.trim());
+        // The number, not the raw value: that would copy whatever else the
+        // line held (a bare CR, text that reads as another message) into
+        // our reply.
+        if let Some(c) = req.headers.cseq() {
+            r.headers.push("CSeq", c.to_string());
         }
         self.out.push_back(ServerOutput::Log(ServerLog::Request {
             method: req.method.to_string(),
@@ -472,8 +475,8 @@ impl ServerConnection {
     }
 
     fn handle_request(&mut self, now: Instant, req: Request, host: &mut impl ServerHost) {
-        if req.headers.get("CSeq").is_none() {
-            return self.send_error(&req, 400, "no CSeq header");
+        if req.headers.cseq().is_none() {
+            return self.send_error(&req, 400, "no CSeq header, or not a number");
         }
         let ours = match (&self.session, req.headers.session()) {
             (Some(s), Some(id)) => id == s.id,
@@ -872,6 +875,27 @@ pub(crate) mod tests {
     ) -> Vec<ServerOutput> {
         c.handle_bytes(t, text.as_bytes(), h);
         std::iter::from_fn(|| c.poll_output()).collect()
+    }
+
+    #[test]
+    fn a_cseq_that_is_no_number_is_refused_and_not_echoed() {
+        // Found by fuzzing (server_connection): the raw value was echoed,
+        // bare CR and all, and our own client read the reply as two.
+        let t = Instant::now();
+        let mut c = ServerConnection::default();
+        let mut h = host();
+        let out = std_req(
+            &mut c,
+            &mut h,
+            t,
+            "OPTIONS * RTSP/1.0\r\nCSeq: 2\rX-Injected: 1\r\n\r\n",
+        );
+        let replies = sent(&out);
+        assert_eq!(replies.len(), 1);
+        assert!(replies[0].starts_with("RTSP/1.0 400 "), "{}", replies[0]);
+        assert!(!replies[0].contains("Injected"), "{}", replies[0]);
+        let out = std_req(&mut c, &mut h, t, "OPTIONS * RTSP/1.0\r\nCSeq:  7 \r\n\r\n");
+        assert!(sent(&out)[0].starts_with("RTSP/1.0 200 OK\r\nCSeq: 7\r\n"));
     }
 
     #[test]

@@ -61,20 +61,25 @@ impl ClientConnection {
             },
             host,
         );
+        // These URLs go into our request lines as one word: an empty one,
+        // or one with spaces or control characters, would make the
+        // request unreadable, so the URL we know stands in for it.
+        let usable = |url: &str| {
+            !url.is_empty() && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        };
         let base = resp
             .headers
             .get("Content-Base")
             .or_else(|| resp.headers.get("Content-Location"))
+            .filter(|url| usable(url))
             .map(str::to_string)
             .unwrap_or_else(|| self.base_url.clone());
-        let track = sdp::join_control(&base, media.control.as_deref().unwrap_or("*"));
-        if let Some(c) = description.session_control.as_deref()
-            && c != "*"
-        {
-            self.base_url = sdp::join_control(&base, c);
-        } else {
-            self.base_url = base;
-        }
+        let join = |control: Option<&str>| {
+            let url = sdp::join_control(&base, control.unwrap_or("*"));
+            if usable(&url) { url } else { base.clone() }
+        };
+        let track = join(media.control.as_deref());
+        self.base_url = join(description.session_control.as_deref());
         self.track_url = Some(track.clone());
         self.step = Some(Step::Setup);
         self.send_request(now, Method::Setup, track, None, host);

@@ -42,7 +42,7 @@ impl ClientConnection {
         if let Some(t) = self.keep_alive_due() {
             at(t);
         }
-        if self.state() == State::Playing {
+        if self.watching_media() {
             match (self.last_packet, self.play_sent) {
                 (None, Some(p)) if self.may_switch_to_tcp() => at(p + UDP_FALLBACK_AFTER),
                 (None, Some(p)) if !self.no_media_told => at(p + NO_MEDIA_AFTER),
@@ -56,6 +56,9 @@ impl ClientConnection {
     /// Time passed: replies overdue, keep-alive, media that does not come.
     pub fn handle_timeout(&mut self, now: Instant, host: &mut impl ClientHost) {
         if self.decoder.pending() > 0 && self.last_bytes.is_some_and(|t| now >= t + LAB_QUIET) {
+            // Once per arrival: what the quiet read leaves waits for more
+            // bytes, not for another deadline.
+            self.last_bytes = None;
             self.read_messages(now, true, host);
         }
         self.check_reply_timeout(now, host);
@@ -103,8 +106,17 @@ impl ClientConnection {
             && self.track_url.is_some()
     }
 
+    /// Whether the media rules apply now: while playing, and not while a
+    /// request is out or an operation runs, whose reply may change what
+    /// they look at. `poll_timeout` asks the same, so that it never names
+    /// a deadline `check_media` would not act on (the engine sleeps until
+    /// that deadline: one in the past would spin it).
+    fn watching_media(&self) -> bool {
+        self.state() == State::Playing && self.step.is_none() && self.pending().is_none()
+    }
+
     pub(super) fn check_media(&mut self, now: Instant, host: &mut impl ClientHost) {
-        if self.state() != State::Playing || self.step.is_some() || self.pending().is_some() {
+        if !self.watching_media() {
             return;
         }
         match (self.last_packet, self.play_sent) {

@@ -90,6 +90,9 @@ pub struct ClientConnection {
     last_sent: Option<Instant>,
     /// When the request in flight went out.
     sent_at: Option<Instant>,
+    /// When bytes last came that have not been read as a quiet (lab)
+    /// message yet; None once they were, so that bytes which stay
+    /// unreadable (half a line) do not keep the quiet deadline in the past.
     last_bytes: Option<Instant>,
     play_sent: Option<Instant>,
     last_packet: Option<Instant>,

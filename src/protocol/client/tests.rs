@@ -2,6 +2,7 @@
 //! the sockets, replies are written by hand, and time is passed in.
 
 use super::*;
+use crate::protocol::server::LAB_QUIET;
 use crate::protocol::timeline::Anchor;
 use std::time::Duration;
 
@@ -779,5 +780,76 @@ fn teardown_after_a_request_sent_anyway_is_not_taken_for_its_reply() {
             .any(|e| matches!(e, Event::Notice(n) if n.contains("accepted"))),
         "{:?}",
         h.events
+    );
+}
+
+#[test]
+fn half_a_line_left_after_a_quiet_read_sets_no_deadline_in_the_past() {
+    // Found by fuzzing (client_connection): bytes the quiet read cannot
+    // make a message of kept the deadline at last_bytes + LAB_QUIET, and
+    // the engine, which sleeps until poll_timeout, spun on a core.
+    let t = Instant::now();
+    let mut c = ClientConnection::new(config());
+    let mut h = Recorder::default();
+    c.start(&mut h);
+    c.command(t, ClientCommand::Setup, &mut h);
+    c.handle_bytes(t, b"RTSP/1.0", &mut h);
+    let quiet = c.poll_timeout().expect("the quiet read is due");
+    assert!(quiet <= t + LAB_QUIET);
+    c.handle_timeout(quiet, &mut h);
+    assert!(
+        c.poll_timeout().is_some_and(|d| d > quiet),
+        "{:?}",
+        c.poll_timeout()
+    );
+    // More bytes: read again once quiet, and the reply is taken.
+    let later = quiet + Duration::from_millis(1);
+    c.handle_bytes(later, b" 200 OK\r\nCSeq: 1\r\n\r\n", &mut h);
+    assert_eq!(h.last_method(), "DESCRIBE");
+}
+
+#[test]
+fn no_media_deadline_in_the_past_while_a_request_is_out() {
+    // Found by fuzzing (client_connection): poll_timeout named the UDP
+    // fallback deadline while check_media waited for a reply, so the
+    // engine spun until the reply or its timeout.
+    let (mut c, mut h, t) = playing(config());
+    c.command(t, ClientCommand::Play, &mut h);
+    assert_eq!(c.pending(), Some(&Method::Play));
+    let now = t + UDP_FALLBACK_AFTER + Duration::from_secs(1);
+    c.handle_timeout(now, &mut h);
+    assert!(
+        c.poll_timeout().is_some_and(|d| d > now),
+        "{:?}",
+        c.poll_timeout()
+    );
+    // The reply comes: the fallback is due, and taken.
+    ok(&mut c, &mut h, now, "Session: 12345678\r\n", "");
+    assert!(
+        c.poll_timeout()
+            .is_some_and(|d| d <= now + UDP_FALLBACK_AFTER)
+    );
+}
+
+#[test]
+fn an_empty_content_base_or_a_control_with_spaces_makes_no_broken_request() {
+    // Found by fuzzing (client_connection): `Content-Base:` with nothing
+    // after it made `SETUP  RTSP/1.0`, which no server can read.
+    let t = Instant::now();
+    let mut c = ClientConnection::new(config());
+    let mut h = Recorder::default();
+    c.start(&mut h);
+    c.command(t, ClientCommand::Setup, &mut h);
+    ok(&mut c, &mut h, t, "", "");
+    let sdp = "v=0\r\ns=x\r\nt=0 0\r\na=control:all of it\r\nm=video 0 RTP/AVP 26\r\na=control:track 1\r\n";
+    ok(&mut c, &mut h, t, "Content-Base: \r\n", sdp);
+    assert_eq!(h.last_method(), "SETUP");
+    let line = h.last_sent().lines().next().unwrap_or("");
+    assert_eq!(line, "SETUP rtsp://127.0.0.1:8554/movie.Mjpeg RTSP/1.0");
+    ok(&mut c, &mut h, t, "Session: 1\r\n", "");
+    c.command(t, ClientCommand::Play, &mut h);
+    assert!(
+        h.last_sent()
+            .starts_with("PLAY rtsp://127.0.0.1:8554/movie.Mjpeg RTSP/1.0\r\n")
     );
 }
