@@ -147,19 +147,39 @@ pub fn authorization(challenge: &Challenge, a: &Answer<'_>) -> String {
             } else {
                 md5_hex(format!("{ha1}:{nonce}:{ha2}").as_bytes())
             };
+            // Whatever the server put in its challenge goes back as a
+            // quoted string, escaped, so that it cannot end the field early.
             let mut v = format!(
-                "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{}\", response=\"{response}\"",
-                a.user, a.uri
+                "Digest username={}, realm={}, nonce={}, uri={}, response=\"{response}\"",
+                quoted(a.user),
+                quoted(realm),
+                quoted(nonce),
+                quoted(a.uri)
             );
             if let Some(o) = opaque {
-                v.push_str(&format!(", opaque=\"{o}\""));
+                v.push_str(&format!(", opaque={}", quoted(o)));
             }
             if *qop_auth {
-                v.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"{}\"", a.cnonce));
+                v.push_str(&format!(", qop=auth, nc={nc}, cnonce={}", quoted(a.cnonce)));
             }
             v
         }
     }
+}
+
+/// `s` as an RFC 2616 quoted-string: in quotes, with `\\` and `"` escaped
+/// (the challenge reader takes the escapes out again).
+pub fn quoted(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
 }
 
 fn base64(data: &[u8]) -> String {
@@ -242,6 +262,37 @@ fn md5(data: &[u8]) -> [u8; 16] {
 
 #[cfg(test)]
 mod tests {
+
+    /// A server's nonce with quotes in it goes back escaped, so the field
+    /// ends where it should (found by fuzzing).
+    #[test]
+    fn quoted_values_are_escaped() {
+        assert_eq!(quoted("plain"), "\"plain\"");
+        assert_eq!(quoted("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        let challenge = Challenge::Digest {
+            realm: "r".into(),
+            nonce: "response=\"abc\"".into(),
+            opaque: None,
+            qop_auth: false,
+        };
+        let a = Answer {
+            user: "alice",
+            password: "secret",
+            method: "DESCRIBE",
+            uri: "rtsp://h/x",
+            nonce_count: 1,
+            cnonce: "c",
+        };
+        let v = authorization(&challenge, &a);
+        assert!(v.contains("nonce=\"response=\\\"abc\\\"\""), "{v}");
+        // Read back as a challenge would be, the nonce is the server's.
+        let params = params_of(&v["Digest ".len()..]);
+        assert!(
+            params.contains(&("nonce".to_string(), "response=\"abc\"".to_string())),
+            "{params:?}"
+        );
+    }
+
     use super::*;
 
     #[test]
