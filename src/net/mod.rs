@@ -5,6 +5,7 @@
 pub mod check;
 pub mod client;
 pub mod load;
+pub mod mailbox;
 pub mod probe;
 pub mod server;
 pub mod udp_batch;

@@ -22,6 +22,7 @@ use super::fanout::{HubCommand, HubOut, HubSession};
 use super::{SenderKind, Shared};
 use crate::media::MjpegFile;
 use crate::media::rtp_ready::Viewer;
+use crate::net::mailbox::Mailbox;
 use crate::net::udp_batch::UdpBatch;
 use crate::protocol::pacer::Pacer;
 use crate::protocol::rtcp;
@@ -183,7 +184,7 @@ enum Kind {
     },
     Hub {
         key: u64,
-        commands: Sender<HubCommand>,
+        commands: Mailbox<HubCommand>,
     },
 }
 
@@ -248,7 +249,7 @@ impl MediaSender {
         let last_rtcp = Arc::new(Mutex::new(None));
         let key = shared.next_media.fetch_add(1, Ordering::SeqCst);
         let hub = match shared.config.sender {
-            SenderKind::Fanout => shared.hub.sender(key),
+            SenderKind::Fanout => shared.hub.sender(),
             SenderKind::Threads => None,
         };
         let (kind, server_ports) = match hub {
