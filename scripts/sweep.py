@@ -15,9 +15,16 @@ each run; `streamlab load --server-pid` reads its CPU time from
 A run passes when at least 99% of sessions get at least 99% of their
 frames with p99 lateness under 50 ms (src/protocol/load.rs).
 
+With --repeat K the whole sweep runs K rounds (each round every count and
+server once, in the same order), the tables show each server's median-CPU
+run, and a last table gives, round by round, our CPU per session over
+gst-rtsp-server's from the two runs made next to each other, and the
+median of those ratios: one run is noisy (10-20% between runs here), a
+ratio of neighbours less so.
+
 Usage: scripts/sweep.py [--sessions 100,600,1200] [--seconds 10]
          [--servers fanout,fanout1,threads,gst] [--transport udp|tcp]
-         [--bin target/release/streamlab] [--json]
+         [--repeat K] [--bin target/release/streamlab] [--json]
 Only 127.0.0.1 is used.
 """
 
@@ -156,6 +163,8 @@ def main():
     p.add_argument("--warmup", type=float, default=6.0,
                    help="seconds played before measuring (our server inspects a new file's frames once)")
     p.add_argument("--bin", default=os.path.join(REPO, "target", "release", "streamlab"))
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds of the whole sweep; tables show medians")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     if not shutil.which("ffmpeg"):
@@ -166,14 +175,26 @@ def main():
     jpgs, frames = frames_420(work)
     print(f"{frames} frames at {FPS} fps, {a.seconds:.0f} s measured per run, "
           f"transport {a.transport}", file=sys.stderr)
-    results = []
-    for n in counts:
-        for kind in kinds:
-            r = run(kind, n, a, work, jpgs)
-            print(json.dumps(r) if a.json else
-                  f"{kind:8} {n:5}: {cell(r)[0]}, steal {100 * (r.get('steal') or 0):.1f}%, "
-                  f"load generator {r.get('own_cpu_percent', 0):.0f}%", file=sys.stderr)
-            results.append(r)
+    rounds = []
+    for k in range(max(1, a.repeat)):
+        results = []
+        for n in counts:
+            for kind in kinds:
+                r = run(kind, n, a, work, jpgs)
+                r["round"] = k
+                print(json.dumps(r) if a.json else
+                      f"round {k + 1} {kind:8} {n:5}: {cell(r)[0]}, "
+                      f"steal {100 * (r.get('steal') or 0):.1f}%, "
+                      f"load generator {r.get('own_cpu_percent', 0):.0f}%", file=sys.stderr)
+                results.append(r)
+        rounds.append(results)
+
+    def median_run(n, kind):
+        runs = [r for rs in rounds for r in rs if r["n"] == n and r["server"] == kind]
+        runs.sort(key=lambda r: r.get("server_cpu_percent") or float("inf"))
+        return runs[(len(runs) - 1) // 2]
+
+    results = [median_run(n, k) for n in counts for k in kinds]
     names = {"fanout": "Streamlab (fan-out)", "fanout1": "Streamlab (one fan-out thread)",
              "threads": "Streamlab (thread per session)",
              "gst": "gst-rtsp-server, one shared pipeline"}
@@ -205,8 +226,26 @@ def main():
             print(f"| {n} | {names[k]} | {got} of {want} ({100 * got / max(1, want):.2f}%) "
                   f"| {r['late_p50_ms']:.1f} / {r['late_p99_ms']:.1f} / {r['late_max_ms']:.1f} "
                   f"| {per_frame:.2f} | {cpu / max(1e-9, rate):.2f} |")
+    ours = [k for k in kinds if k != "gst"]
+    if len(rounds) > 1 and "gst" in kinds and ours:
+        print()
+        print("| sessions | server | CPU per session over gst-rtsp-server's, round by round | median |")
+        print("|---|---|---|---|")
+        for n in counts:
+            for k in ours:
+                ratios = []
+                for rs in rounds:
+                    mine = next(r for r in rs if r["n"] == n and r["server"] == k)
+                    gst = next(r for r in rs if r["n"] == n and r["server"] == "gst")
+                    if mine.get("server_cpu_percent") and gst.get("server_cpu_percent"):
+                        ratios.append(mine["server_cpu_percent"] / gst["server_cpu_percent"])
+                if ratios:
+                    mid = sorted(ratios)[(len(ratios) - 1) // 2] if len(ratios) % 2 else \
+                        sum(sorted(ratios)[len(ratios) // 2 - 1:len(ratios) // 2 + 1]) / 2
+                    print(f"| {n} | {names[k]} | " + ", ".join(f"{x:.2f}" for x in ratios)
+                          + f" | {mid:.2f} |")
     if a.json:
-        print(json.dumps(results))
+        print(json.dumps([r for rs in rounds for r in rs]))
     shutil.rmtree(work, ignore_errors=True)
 
 
