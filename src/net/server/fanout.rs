@@ -448,8 +448,8 @@ impl HubSession {
 /// documentation), or several, each with its share of the sessions.
 pub(super) struct Hub {
     commands: Mutex<Vec<Mailbox<HubCommand>>>,
-    /// How busy each thread is, per mille of its wall time.
-    loads: Vec<Arc<AtomicU32>>,
+    /// How busy each thread is, and with how many sessions.
+    loads: Vec<Arc<ThreadLoad>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -461,7 +461,7 @@ impl Hub {
         let mut loads = Vec::new();
         for i in 0..threads.max(1) {
             let (tx, rx) = mailbox::mailbox();
-            let load = Arc::new(AtomicU32::new(0));
+            let load = Arc::new(ThreadLoad::default());
             let meter = LoadMeter::new(load.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("rtp-fanout-{i}"))
@@ -479,19 +479,18 @@ impl Hub {
 
     /// A way to reach the thread that will serve a new session; None once
     /// stopped. The first thread less than [`FILL`] busy takes it; when
-    /// all are, the least busy. Sessions fill one thread before the next
+    /// all are, the least busy ([`ThreadLoad::projected`]: what it would
+    /// be with the sessions it holds now, since sessions come faster than
+    /// a thread's load shows them). Sessions fill one thread before the next
     /// because one busy thread costs less per packet than two half-busy
     /// ones (fewer wake-ups, one core's caches; measured in the README's
     /// sweeps), while a thread that cannot keep up, on a loaded machine or
     /// with thousands of sessions, passes new ones on.
     pub fn sender(&self) -> Option<Mailbox<HubCommand>> {
         let commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
-        let loads: Vec<u32> = self
-            .loads
-            .iter()
-            .map(|l| l.load(Ordering::Relaxed))
-            .collect();
+        let loads: Vec<u32> = self.loads.iter().map(|l| l.projected()).collect();
         let i = choose_thread(&loads[..commands.len().min(loads.len())])?;
+        self.loads[i].held.fetch_add(1, Ordering::Relaxed);
         Some(commands[i].clone())
     }
 
@@ -619,18 +618,45 @@ fn choose_thread(loads: &[u32]) -> Option<usize> {
     })
 }
 
+/// How busy a sender thread is, as it says and as [`Hub::sender`] reads.
+#[derive(Debug, Default)]
+struct ThreadLoad {
+    /// Serving time per mille of wall time over the last window.
+    load: AtomicU32,
+    /// Sessions the thread held during that window.
+    measured: AtomicU32,
+    /// Sessions given to the thread now (counted when handed out, so a
+    /// burst of SETUPs is seen before the thread has served any of them).
+    held: AtomicU32,
+}
+
+impl ThreadLoad {
+    /// The load scaled to the sessions held now: a thread 30% busy with
+    /// 600 sessions is taken as 60% busy once it holds 1200. Sessions not
+    /// yet playing count as playing, which errs towards the next thread.
+    fn projected(&self) -> u32 {
+        let load = self.load.load(Ordering::Relaxed) as u64;
+        let measured = self.measured.load(Ordering::Relaxed) as u64;
+        let held = self.held.load(Ordering::Relaxed) as u64;
+        if measured == 0 {
+            return load as u32;
+        }
+        (load * held.max(measured) / measured).min(u32::MAX as u64) as u32
+    }
+}
+
 /// Adds up the time a sender thread spends serving and publishes it, per
 /// mille of the wall time, once per [`LOAD_WINDOW`]. Wall time, not CPU
 /// time: a thread that is preempted on a busy machine is slow all the
 /// same, and should take no more sessions.
 struct LoadMeter {
-    load: Arc<AtomicU32>,
+    load: Arc<ThreadLoad>,
     since: Instant,
     busy: Duration,
 }
 
 impl LoadMeter {
-    fn new(load: Arc<AtomicU32>) -> LoadMeter {
+    fn new(load: Arc<ThreadLoad>) -> LoadMeter {
         LoadMeter {
             load,
             since: Instant::now(),
@@ -638,14 +664,18 @@ impl LoadMeter {
         }
     }
 
-    /// The thread served from `start` to `end`.
-    fn busy(&mut self, start: Instant, end: Instant) {
+    /// The thread, holding `sessions`, served from `start` to `end`.
+    fn busy(&mut self, sessions: usize, start: Instant, end: Instant) {
         self.busy += end.saturating_duration_since(start);
         let window = end.saturating_duration_since(self.since);
         if window >= LOAD_WINDOW {
             let permille = self.busy.as_micros() * 1000 / window.as_micros().max(1);
             self.load
+                .load
                 .store(permille.min(1000) as u32, Ordering::Relaxed);
+            self.load
+                .measured
+                .store(sessions.min(u32::MAX as usize) as u32, Ordering::Relaxed);
             self.since = end;
             self.busy = Duration::ZERO;
         }
@@ -654,9 +684,20 @@ impl LoadMeter {
     /// The thread has no session: it sleeps until a command, and its
     /// last window says nothing of now.
     fn idle(&mut self) {
-        self.load.store(0, Ordering::Relaxed);
+        self.load.load.store(0, Ordering::Relaxed);
+        self.load.measured.store(0, Ordering::Relaxed);
         self.since = Instant::now();
         self.busy = Duration::ZERO;
+    }
+
+    /// A session of this thread is gone.
+    fn removed(&self) {
+        let _ = self
+            .load
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                Some(h.saturating_sub(1))
+            });
     }
 }
 
@@ -670,7 +711,7 @@ fn run(commands: Inbox<HubCommand>, mut meter: LoadMeter) {
         if sessions.by_key.is_empty() {
             meter.idle();
         } else {
-            meter.busy(now, Instant::now());
+            meter.busy(sessions.by_key.len(), now, Instant::now());
         }
         let command = commands.recv_deadline(sessions.next_due());
         match command {
@@ -678,7 +719,10 @@ fn run(commands: Inbox<HubCommand>, mut meter: LoadMeter) {
             Ok(HubCommand::Media(key, c)) => sessions.command(key, c),
             Ok(HubCommand::Remove { key, done }) => {
                 // Sockets and the viewer go now.
-                drop(sessions.remove(key));
+                if let Some(s) = sessions.remove(key) {
+                    drop(s);
+                    meter.removed();
+                }
                 let _ = done.send(());
             }
             Err(Empty::Timeout) => {}
@@ -702,21 +746,39 @@ mod tests {
 
     #[test]
     fn a_threads_load_is_its_serving_time_per_mille_of_each_window() {
-        let load = Arc::new(AtomicU32::new(0));
+        let load = Arc::new(ThreadLoad::default());
         let mut meter = LoadMeter::new(load.clone());
         let t0 = meter.since;
+        let said = || load.load.load(Ordering::Relaxed);
         // Half of the first window spent serving, said when it closes.
-        meter.busy(t0, t0 + LOAD_WINDOW / 4);
-        assert_eq!(load.load(Ordering::Relaxed), 0);
-        meter.busy(t0 + LOAD_WINDOW * 3 / 4, t0 + LOAD_WINDOW);
-        assert_eq!(load.load(Ordering::Relaxed), 500);
+        meter.busy(10, t0, t0 + LOAD_WINDOW / 4);
+        assert_eq!(said(), 0);
+        meter.busy(10, t0 + LOAD_WINDOW * 3 / 4, t0 + LOAD_WINDOW);
+        assert_eq!(said(), 500);
         // A quiet window follows.
-        meter.busy(t0 + LOAD_WINDOW * 2, t0 + LOAD_WINDOW * 2);
-        assert_eq!(load.load(Ordering::Relaxed), 0);
-        meter.busy(t0 + LOAD_WINDOW * 2, t0 + LOAD_WINDOW * 3);
-        assert_eq!(load.load(Ordering::Relaxed), 1000);
+        meter.busy(10, t0 + LOAD_WINDOW * 2, t0 + LOAD_WINDOW * 2);
+        assert_eq!(said(), 0);
+        meter.busy(10, t0 + LOAD_WINDOW * 2, t0 + LOAD_WINDOW * 3);
+        assert_eq!(said(), 1000);
         meter.idle();
-        assert_eq!(load.load(Ordering::Relaxed), 0);
+        assert_eq!(said(), 0);
+    }
+
+    #[test]
+    fn sessions_handed_out_count_before_the_thread_has_served_them() {
+        let load = ThreadLoad::default();
+        load.load.store(300, Ordering::Relaxed);
+        load.measured.store(600, Ordering::Relaxed);
+        load.held.store(600, Ordering::Relaxed);
+        assert_eq!(load.projected(), 300);
+        // A burst of SETUPs doubles what it holds: taken as 60% busy,
+        // past FILL, before its next window says so.
+        load.held.store(1200, Ordering::Relaxed);
+        assert_eq!(load.projected(), 600);
+        assert_eq!(choose_thread(&[load.projected(), 0]), Some(1));
+        // Fewer held than measured (some ended): the window stands.
+        load.held.store(100, Ordering::Relaxed);
+        assert_eq!(load.projected(), 300);
     }
 
     /// Each session's header on the shared payloads gives, byte for byte,
