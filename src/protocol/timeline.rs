@@ -170,6 +170,25 @@ pub fn rtp_info_rtptime(value: &str, track_url: Option<&str>) -> Option<u32> {
     param(entry, "rtptime")?.parse().ok()
 }
 
+/// A Range header that is not a normal play time we can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an npt range")]
+pub struct BadRange;
+
+/// The start of a `Range: npt=START-[END]` header: None for `now` or an
+/// empty start, Err for what is not npt.
+pub fn parse_npt_start(value: &str) -> Result<Option<f64>, BadRange> {
+    let v = value.split(';').next().unwrap_or("").trim();
+    let Some(npt) = v.strip_prefix("npt=").or_else(|| v.strip_prefix("npt =")) else {
+        return Err(BadRange);
+    };
+    let start = npt.split('-').next().unwrap_or("").trim();
+    if start.is_empty() || start == "now" {
+        return Ok(None);
+    }
+    npt_time(start).map(Some).ok_or(BadRange)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
