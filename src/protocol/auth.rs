@@ -69,7 +69,7 @@ pub fn choose(values: &[&str]) -> Result<Challenge, AuthError> {
 }
 
 /// `name=value` and `name="quoted, value"` pairs of a challenge.
-fn params_of(s: &str) -> Vec<(String, String)> {
+pub(crate) fn params_of(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let b = s.as_bytes();
     let mut i = 0;
@@ -88,16 +88,18 @@ fn params_of(s: &str) -> Vec<(String, String)> {
         i += 1;
         let value = if b.get(i) == Some(&b'"') {
             i += 1;
-            let mut v = String::new();
+            // Bytes, then text: a realm or nonce beyond ASCII stays as the
+            // server wrote it (it goes into the hash as it is).
+            let mut v = Vec::new();
             while i < b.len() && b[i] != b'"' {
                 if b[i] == b'\\' && i + 1 < b.len() {
                     i += 1;
                 }
-                v.push(b[i] as char);
+                v.push(b[i]);
                 i += 1;
             }
             i += 1;
-            v
+            String::from_utf8_lossy(&v).into_owned()
         } else {
             let start = i;
             while i < b.len() && b[i] != b',' {
@@ -202,6 +204,38 @@ mod tests {
 
     /// A server's nonce with quotes in it goes back escaped, so the field
     /// ends where it should (found by fuzzing).
+    /// Found by fuzzing (auth): a nonce holding the text `qop=auth`, and a
+    /// realm beyond ASCII, which was read byte by byte as Latin-1 and so
+    /// hashed as other characters than the server's.
+    #[test]
+    fn a_realm_beyond_ascii_and_a_nonce_that_looks_like_qop() {
+        let challenge = choose(&["Digest realm=\"caméra\", nonce=\"n qop=auth\""]).unwrap();
+        let Challenge::Digest {
+            realm,
+            nonce,
+            qop_auth,
+            ..
+        } = &challenge
+        else {
+            panic!("{challenge:?}");
+        };
+        assert_eq!(realm, "caméra");
+        assert_eq!(nonce, "n qop=auth");
+        assert!(!qop_auth);
+        let a = Answer {
+            user: "alice",
+            password: "secret",
+            method: "DESCRIBE",
+            uri: "rtsp://h/x",
+            nonce_count: 1,
+            cnonce: "c",
+        };
+        let v = authorization(&challenge, &a);
+        let params = params_of(&v["Digest ".len()..]);
+        assert!(params.contains(&("realm".to_string(), "caméra".to_string())));
+        assert!(!params.iter().any(|(k, _)| k == "qop"), "{v}");
+    }
+
     #[test]
     fn quoted_values_are_escaped() {
         assert_eq!(quoted("plain"), "\"plain\"");
