@@ -204,6 +204,18 @@ mod tests {
 
     /// A server's nonce with quotes in it goes back escaped, so the field
     /// ends where it should (found by fuzzing).
+    /// The answer the tests below ask for.
+    fn alice() -> Answer<'static> {
+        Answer {
+            user: "alice",
+            password: "secret",
+            method: "DESCRIBE",
+            uri: "rtsp://h/x",
+            nonce_count: 1,
+            cnonce: "c",
+        }
+    }
+
     /// Found by fuzzing (auth): a nonce holding the text `qop=auth`, and a
     /// realm beyond ASCII, which was read byte by byte as Latin-1 and so
     /// hashed as other characters than the server's.
@@ -222,14 +234,7 @@ mod tests {
         assert_eq!(realm, "caméra");
         assert_eq!(nonce, "n qop=auth");
         assert!(!qop_auth);
-        let a = Answer {
-            user: "alice",
-            password: "secret",
-            method: "DESCRIBE",
-            uri: "rtsp://h/x",
-            nonce_count: 1,
-            cnonce: "c",
-        };
+        let a = alice();
         let v = authorization(&challenge, &a);
         let params = params_of(&v["Digest ".len()..]);
         assert!(params.contains(&("realm".to_string(), "caméra".to_string())));
@@ -246,14 +251,7 @@ mod tests {
             opaque: None,
             qop_auth: false,
         };
-        let a = Answer {
-            user: "alice",
-            password: "secret",
-            method: "DESCRIBE",
-            uri: "rtsp://h/x",
-            nonce_count: 1,
-            cnonce: "c",
-        };
+        let a = alice();
         let v = authorization(&challenge, &a);
         assert!(v.contains("nonce=\"response=\\\"abc\\\"\""), "{v}");
         // Read back as a challenge would be, the nonce is the server's.
