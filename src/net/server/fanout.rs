@@ -494,7 +494,6 @@ impl Hub {
         let commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
         let loads: Vec<u32> = self.loads.iter().map(|l| l.projected()).collect();
         let i = choose_thread(&loads[..commands.len().min(loads.len())])?;
-        self.loads[i].held.fetch_add(1, Ordering::Relaxed);
         Some(commands[i].clone())
     }
 
@@ -629,8 +628,8 @@ struct ThreadLoad {
     load: AtomicU32,
     /// Sessions the thread held during that window.
     measured: AtomicU32,
-    /// Sessions given to the thread now (counted when handed out, so a
-    /// burst of SETUPs is seen before the thread has served any of them).
+    /// Sessions the thread holds now (counted as each arrives, so a burst
+    /// of SETUPs is seen before the thread has served any of them).
     held: AtomicU32,
 }
 
@@ -694,14 +693,11 @@ impl LoadMeter {
         self.busy = Duration::ZERO;
     }
 
-    /// A session of this thread is gone.
-    fn removed(&self) {
-        let _ = self
-            .load
+    /// The thread now holds `sessions`.
+    fn holds(&self, sessions: usize) {
+        self.load
             .held
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
-                Some(h.saturating_sub(1))
-            });
+            .store(sessions.min(u32::MAX as usize) as u32, Ordering::Relaxed);
     }
 }
 
@@ -719,14 +715,15 @@ fn run(commands: Inbox<HubCommand>, mut meter: LoadMeter) {
         }
         let command = commands.recv_deadline(sessions.next_due());
         match command {
-            Ok(HubCommand::Add(s)) => sessions.add(*s),
+            Ok(HubCommand::Add(s)) => {
+                sessions.add(*s);
+                meter.holds(sessions.by_key.len());
+            }
             Ok(HubCommand::Media(key, c)) => sessions.command(key, c),
             Ok(HubCommand::Remove { key, done }) => {
                 // Sockets and the viewer go now.
-                if let Some(s) = sessions.remove(key) {
-                    drop(s);
-                    meter.removed();
-                }
+                drop(sessions.remove(key));
+                meter.holds(sessions.by_key.len());
                 let _ = done.send(());
             }
             Err(Empty::Timeout) => {}
