@@ -275,7 +275,7 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
                 }
                 ServerOutput::Pause => {
                     if let Some(m) = &host.media {
-                        m.send(MediaCommand::Pause);
+                        m.pause();
                     }
                 }
                 ServerOutput::Teardown => host.stop_media(),

@@ -385,6 +385,15 @@ impl MediaSender {
         }
     }
 
+    /// Stop sending, and return once the sender has: the PAUSE reply goes
+    /// out next, and a frame sent after it would be one too many. The
+    /// sender takes commands in order between frames, so its answer to a
+    /// [`prepare`](Self::prepare) that follows the pause says it is done.
+    pub(super) fn pause(&self) {
+        self.send(MediaCommand::Pause);
+        let _ = self.prepare(None);
+    }
+
     /// Seek and learn where PLAY starts; None if the sender is gone.
     pub(super) fn prepare(&self, start: Option<usize>) -> Option<(u16, u32, usize)> {
         let (tx, rx) = crossbeam_channel::bounded(1);
