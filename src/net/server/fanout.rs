@@ -15,17 +15,18 @@
 //! which never waits: a client that has not taken the last frame yet
 //! misses this one.
 //!
-//! The thread wakes at the earliest deadline of any session (a channel
-//! wait with a deadline, precise to the kernel's timer; sessions wait in a
-//! queue ordered by deadline, so only those due are looked at) and serves
-//! every session due by then or within [`COALESCE`] after, so that a
-//! thousand sessions spread over a frame period cost hundreds of wake-ups
-//! a second, not twenty thousand. A server may run several such threads
-//! (one per core by default): a new session goes to the first that is
-//! less than 35% busy, so the second starts working only when the first
-//! has its fill ([`Hub::sender`]). Commands (add, play, pause, seek, remove) come over
-//! the same channel; RTCP sockets are read without blocking once a second
-//! per session, a bounded number of datagrams each (a flood is dropped by
+//! The thread wakes at the earliest deadline of any session (a futex
+//! wait on its [`Inbox`] with a deadline, precise to the kernel's timer;
+//! sessions wait in a queue ordered by deadline, so only those due are
+//! looked at) and serves every session due by then or within [`COALESCE`]
+//! after, so that a thousand sessions spread over a frame period cost
+//! hundreds of wake-ups a second, not twenty thousand. A server may run
+//! several such threads (one per core by default): a new session goes to
+//! the first that is less than 35% busy, so the second starts working
+//! only when the first has its fill ([`Hub::sender`]). Commands (add,
+//! play, pause, seek, remove) come over the same inbox; RTCP sockets are
+//! read without blocking once a second per session, a bounded number of
+//! datagrams each (a flood is dropped by
 //! the socket's own buffer).
 
 use std::cmp::Reverse;
