@@ -26,8 +26,7 @@
 //! only when the first has its fill ([`Hub::sender`]). Commands (add,
 //! play, pause, seek, remove) come over the same inbox; RTCP sockets are
 //! read without blocking once a second per session, a bounded number of
-//! datagrams each (a flood is dropped by
-//! the socket's own buffer).
+//! datagrams each (a flood is dropped by the socket's own buffer).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
