@@ -43,6 +43,22 @@ fn check(j: &serde_json::Value, sessions: u64) {
         j["failures"].as_array().is_some_and(|a| a.is_empty()),
         "{j}"
     );
+    // The reference sender ran over the same window at the stream's rate
+    // (20 fps; the first and last frames may fall outside).
+    let floor_frames = (f("window_seconds") * 20.0).round() as u64;
+    assert!(
+        (floor_frames.saturating_sub(3)..=floor_frames + 1).contains(&n("floor_frames_received")),
+        "the timer floor's frames: {j}"
+    );
+    assert!(f("floor_late_p50_ms") <= f("floor_late_p99_ms"), "{j}");
+    assert!(f("floor_late_p99_ms") <= f("floor_late_max_ms"), "{j}");
+    // Our server paces on an absolute schedule: over 1.5 s its rate is
+    // off by jitter alone (a unit slip in the fit would be far off).
+    assert!(f("rate_error_worst").abs() < 0.02, "{j}");
+    assert!(
+        f("rate_error_median").abs() <= f("rate_error_worst").abs(),
+        "{j}"
+    );
 }
 
 fn server() -> streamlab::net::server::ServerHandle {

@@ -9,9 +9,18 @@
 //! Over the measured window (after the last handshake) it also reads its
 //! own CPU time and, when given a process id, the server's, from
 //! /proc/PID/stat, and the machine's steal time from /proc/stat.
+//!
+//! The timer floor: lateness measured here holds what no server can take
+//! away (a sleeping thread wakes late on a shared machine, and this loop
+//! takes a while to reach a socket among thousands). So a reference
+//! sender runs beside the load over the same window: a bare thread of
+//! this process that sleeps to an absolute schedule at the stream's rate
+//! and sends one packet a frame to a socket in the same event loop,
+//! measured as a session is. A server's lateness is read against it.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpStream, UdpSocket};
@@ -94,6 +103,9 @@ pub struct LoadResult {
     pub steal: Option<f64>,
     /// Sessions that failed, by reason (first reasons seen).
     pub failures: Vec<(String, usize)>,
+    /// The reference sender's figures over the same window (one session:
+    /// its lateness is the timer floor of this machine under this load).
+    pub floor: Option<Report>,
 }
 
 impl LoadResult {
@@ -112,6 +124,8 @@ impl LoadResult {
             "late_p50_ms": r.late_p50_ms,
             "late_p99_ms": r.late_p99_ms,
             "late_max_ms": r.late_max_ms,
+            "rate_error_median": r.rate_error_median,
+            "rate_error_worst": r.rate_error_worst,
             "fps": self.fps,
             "setup_seconds": self.setup_seconds,
             "window_seconds": self.window_seconds,
@@ -119,6 +133,10 @@ impl LoadResult {
             "server_cpu_percent": self.server_cpu,
             "server_user_cpu_percent": self.server_user_cpu,
             "steal": self.steal,
+            "floor_late_p50_ms": self.floor.as_ref().map(|f| f.late_p50_ms),
+            "floor_late_p99_ms": self.floor.as_ref().map(|f| f.late_p99_ms),
+            "floor_late_max_ms": self.floor.as_ref().map(|f| f.late_max_ms),
+            "floor_frames_received": self.floor.as_ref().map(|f| f.frames_received),
             "failures": self.failures.iter().map(|(k, n)| serde_json::json!({"reason": k, "count": n})).collect::<Vec<_>>(),
         })
     }
@@ -145,6 +163,13 @@ impl LoadResult {
             r.late_max_ms,
             self.own_cpu,
         );
+        if let (Some(m), Some(w)) = (r.rate_error_median, r.rate_error_worst) {
+            s += &format!(
+                "\nrate against each session's RTP clock: median {:+.4}%, furthest off {:+.4}%",
+                100.0 * m,
+                100.0 * w
+            );
+        }
         if let Some(c) = self.server_cpu {
             s += &format!(
                 "; server CPU {c:.1}% (user {:.1}%)",
@@ -153,6 +178,16 @@ impl LoadResult {
         }
         if let Some(st) = self.steal {
             s += &format!("; steal {:.2}%", 100.0 * st);
+        }
+        if let Some(f) = &self.floor {
+            s += &format!(
+                "\ntimer floor (a bare sleeper of this process sending at the same rate, measured the same way): \
+                 lateness p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; the server's p99 is {:+.1} ms from it",
+                f.late_p50_ms,
+                f.late_p99_ms,
+                f.late_max_ms,
+                r.late_p99_ms - f.late_p99_ms,
+            );
         }
         for (reason, n) in &self.failures {
             s += &format!("\n{n} sessions failed: {reason}");
@@ -200,6 +235,81 @@ const KEEP_ALIVE_CHECK: Duration = Duration::from_millis(250);
 /// CPU ticks per second in /proc/PID/stat (USER_HZ, 100 on Linux).
 const TICKS: f64 = 100.0;
 
+/// The reference sender's socket in the event loop; session tokens are
+/// `2 * i` and `2 * i + 1`, far below.
+const FLOOR_TOKEN: Token = Token(usize::MAX);
+
+/// The reference sender: its thread and the socket it sends to.
+struct Floor {
+    socket: UdpSocket,
+    meter: FrameMeter,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Floor {
+    /// Start sending at `fps` from now until `until`.
+    fn start(poll: &Poll, fps: f64, until: Instant) -> io::Result<Floor> {
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let mut socket = UdpSocket::bind(loopback)?;
+        let to = socket.local_addr()?;
+        poll.registry()
+            .register(&mut socket, FLOOR_TOKEN, Interest::READABLE)?;
+        let sender = std::net::UdpSocket::bind(loopback)?;
+        sender.connect(to)?;
+        let now = Instant::now();
+        let thread = std::thread::Builder::new()
+            .name("load-floor".into())
+            .spawn(move || bare_sender(&sender, fps, now, until))?;
+        Ok(Floor {
+            socket,
+            meter: FrameMeter::new(90_000, now),
+            thread: Some(thread),
+        })
+    }
+
+    fn drain(&mut self, buf: &mut [u8]) {
+        loop {
+            match self.socket.recv(buf) {
+                Ok(n) => {
+                    self.meter.packet(Instant::now(), &buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn finish(mut self, end: Instant, fps: f64) -> Report {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        Report::new(1, &[self.meter], end, fps)
+    }
+}
+
+/// One RTP packet a frame on an absolute schedule (frame k at
+/// `start + k / fps`, never drifting), doing nothing else: what a perfect
+/// server's one session would be on this machine.
+fn bare_sender(socket: &std::net::UdpSocket, fps: f64, start: Instant, until: Instant) {
+    let period = Duration::from_secs_f64(1.0 / fps.max(0.1));
+    let mut packet = [0u8; 200];
+    packet[0] = 0x80;
+    packet[1] = 0x80 | 26;
+    for k in 0u32.. {
+        let due = start + period * k;
+        if due >= until {
+            return;
+        }
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let ts = (f64::from(k) * 90_000.0 / fps) as u64 as u32;
+        packet[2..4].copy_from_slice(&(k as u16).to_be_bytes());
+        packet[4..8].copy_from_slice(&ts.to_be_bytes());
+        let _ = socket.send(&packet);
+    }
+}
+
 fn ticks_of(pid: &str) -> Option<(u64, u64)> {
     process_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
@@ -238,6 +348,7 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
     let mut next_idle = 0usize;
     let mut in_flight = 0usize;
     let mut window: Option<(Instant, Window)> = None;
+    let mut floor: Option<Floor> = None;
     let mut end = None;
     let mut warm_until: Option<Instant> = None;
     loop {
@@ -279,8 +390,16 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
                     m.restart(now);
                 }
                 let w = Window::open(cfg.server_pid);
-                end = Some(now + Duration::from_secs_f64(cfg.seconds.max(0.0)));
+                let ends = now + Duration::from_secs_f64(cfg.seconds.max(0.0));
+                end = Some(ends);
                 window = Some((now, w));
+                floor = match Floor::start(&poll, fps.unwrap_or(20.0), ends) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        debug!("no reference sender: {e}");
+                        None
+                    }
+                };
             }
         }
         // Only sessions already playing: no handshake is in flight here.
@@ -305,6 +424,12 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
         };
         poll.poll(&mut events, Some(timeout))?;
         for ev in events.iter() {
+            if ev.token() == FLOOR_TOKEN {
+                if let Some(f) = floor.as_mut() {
+                    f.drain(&mut buf);
+                }
+                continue;
+            }
             let i = ev.token().0 / 2;
             let Some(s) = sessions.get_mut(i) else {
                 continue;
@@ -329,6 +454,7 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
     let fps = fps.unwrap_or(20.0);
     let meters: Vec<FrameMeter> = sessions.iter().filter_map(|s| s.meter.clone()).collect();
     let report = Report::new(cfg.sessions, &meters, finished, fps);
+    let floor = floor.map(|f| f.finish(finished, fps));
     let closed = w.close(window_seconds);
     // Say goodbye: TEARDOWN where the socket takes it at once.
     for s in sessions.iter_mut() {
@@ -351,6 +477,7 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult, LoadError> {
         server_user_cpu: closed.server.map(|(u, _)| u),
         steal: closed.steal,
         failures,
+        floor,
     })
 }
 

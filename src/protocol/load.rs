@@ -10,6 +10,10 @@
 //! came soonest after its media time is 0 ms late and the others are late
 //! by how much more they took. Sending ahead of time cannot hide lateness:
 //! it only moves the anchor.
+//!
+//! A session's rate error is the least-squares slope of arrival against
+//! media time, less one: a server whose frames come 0.1% too slowly drifts
+//! 1 ms a second behind its own clock, whatever its jitter.
 
 use std::time::{Duration, Instant};
 
@@ -48,6 +52,12 @@ pub struct FrameMeter {
     packets: u64,
     highest_seq: Option<i64>,
     first_seq: Option<i64>,
+    /// Restarted mid-stream: frames are due from the first instant on, not
+    /// a frame period after PLAY.
+    mid_stream: bool,
+    /// Sums for the least-squares fit of offset (y) against media time
+    /// (x), both in seconds: n, x, y, xx, xy.
+    fit: [f64; 5],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +80,8 @@ impl FrameMeter {
             packets: 0,
             highest_seq: None,
             first_seq: None,
+            mid_stream: false,
+            fit: [0.0; 5],
         }
     }
 
@@ -101,7 +113,21 @@ impl FrameMeter {
         let media_us = ext * 1_000_000 / self.clock as i64;
         let arrival_us = now.saturating_duration_since(first.at).as_micros() as i64;
         self.offsets.push(arrival_us - media_us);
+        let (x, y) = (media_us as f64 / 1e6, (arrival_us - media_us) as f64 / 1e6);
+        for (sum, v) in self.fit.iter_mut().zip([1.0, x, y, x * x, x * y]) {
+            *sum += v;
+        }
         true
+    }
+
+    /// How much slower (positive) or faster than its own RTP clock the
+    /// frames came, as a fraction (0.001 = 0.1%); None before two frames
+    /// a moment apart.
+    pub fn rate_error(&self) -> Option<f64> {
+        let [n, x, y, xx, xy] = self.fit;
+        let spread = n * xx - x * x;
+        // Under a frame period of media time the slope means nothing.
+        (n >= 2.0 && spread > 1e-6 * n * n).then(|| (n * xy - x * y) / spread)
     }
 
     fn note_sequence(&mut self, seq: u16) {
@@ -124,6 +150,7 @@ impl FrameMeter {
     /// frames before it, and the anchor they gave, are forgotten.
     pub fn restart(&mut self, now: Instant) {
         *self = FrameMeter::new(self.clock, now);
+        self.mid_stream = true;
     }
 
     /// Frames received so far.
@@ -149,6 +176,9 @@ impl FrameMeter {
     /// Frames due between PLAY and `end` at `fps`.
     pub fn expected(&self, end: Instant, fps: f64) -> u64 {
         let secs = end.saturating_duration_since(self.started).as_secs_f64();
+        if self.mid_stream {
+            return (secs * fps).round() as u64;
+        }
         // The first frame may take a frame period to come.
         ((secs * fps).floor() as u64).saturating_sub(1)
     }
@@ -169,6 +199,10 @@ pub struct Report {
     pub late_p50_ms: f64,
     pub late_p99_ms: f64,
     pub late_max_ms: f64,
+    /// The sessions' rate errors ([`FrameMeter::rate_error`]): the median,
+    /// and the one furthest from zero.
+    pub rate_error_median: Option<f64>,
+    pub rate_error_worst: Option<f64>,
 }
 
 impl Report {
@@ -176,6 +210,8 @@ impl Report {
     /// have no meter) at the end of a run at `fps`.
     pub fn new(sessions: usize, meters: &[FrameMeter], end: Instant, fps: f64) -> Report {
         let mut all: Vec<u64> = Vec::new();
+        let mut rates: Vec<f64> = meters.iter().filter_map(FrameMeter::rate_error).collect();
+        rates.sort_by(f64::total_cmp);
         let mut r = Report {
             sessions,
             playing: meters.len(),
@@ -204,6 +240,11 @@ impl Report {
         r.late_p50_ms = percentile(&all, 0.5) as f64 / 1000.0;
         r.late_p99_ms = percentile(&all, 0.99) as f64 / 1000.0;
         r.late_max_ms = all.last().copied().unwrap_or(0) as f64 / 1000.0;
+        r.rate_error_median = rates.get(rates.len() / 2).copied();
+        r.rate_error_worst = rates
+            .iter()
+            .copied()
+            .max_by(|a, b| a.abs().total_cmp(&b.abs()));
         r
     }
 
@@ -316,7 +357,8 @@ mod tests {
         m.packet(t1, &packet(3, 9000));
         assert_eq!(m.lateness_us().collect::<Vec<_>>(), vec![0]);
         assert_eq!(m.packets(), (1, 1));
-        assert_eq!(m.expected(t1 + Duration::from_secs(1), 20.0), 19);
+        // Mid-stream, every frame of the window is due.
+        assert_eq!(m.expected(t1 + Duration::from_secs(1), 20.0), 20);
     }
 
     #[test]
@@ -345,6 +387,47 @@ mod tests {
         assert_eq!(r.frames_expected, 2 * 19);
         assert!(!r.passes());
         assert_eq!(r.late_max_ms, 0.0);
+    }
+
+    #[test]
+    fn the_rate_error_is_the_drift_against_the_rtp_clock() {
+        let t0 = Instant::now();
+        let mut slow = FrameMeter::new(90_000, t0);
+        let mut on_time = FrameMeter::new(90_000, t0);
+        for k in 0..200u32 {
+            // 0.1% slow: 50.05 ms a frame; jitter of +-2 ms on top does
+            // not move the slope much over 10 s.
+            let jitter = if k % 2 == 0 { 2000 } else { 0 };
+            slow.packet(
+                t0 + Duration::from_micros(50_050 * k as u64 + jitter),
+                &packet(k as u16, k * 4500),
+            );
+            on_time.packet(
+                t0 + Duration::from_micros(50_000 * k as u64 + jitter),
+                &packet(k as u16, k * 4500),
+            );
+        }
+        let e = slow.rate_error().unwrap();
+        assert!((e - 0.001).abs() < 0.00002, "{e}");
+        assert!(on_time.rate_error().unwrap().abs() < 0.00002);
+        let r = Report::new(2, &[slow, on_time], t0 + Duration::from_secs(10), 20.0);
+        assert!((r.rate_error_worst.unwrap() - 0.001).abs() < 0.00002);
+        let mut one = FrameMeter::new(90_000, t0);
+        one.packet(t0, &packet(1, 0));
+        assert_eq!(one.rate_error(), None, "one frame has no slope");
+    }
+
+    #[test]
+    fn a_meter_restarted_mid_stream_expects_every_frame_of_the_window() {
+        let t0 = Instant::now();
+        let mut m = FrameMeter::new(90_000, t0);
+        m.restart(t0);
+        assert_eq!(m.expected(t0 + Duration::from_millis(12_010), 20.0), 240);
+        let fresh = FrameMeter::new(90_000, t0);
+        assert_eq!(
+            fresh.expected(t0 + Duration::from_millis(12_010), 20.0),
+            239
+        );
     }
 
     #[test]
