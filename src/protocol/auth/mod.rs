@@ -3,6 +3,9 @@
 //! with or without `qop=auth`). Sans I/O: the client nonce comes in as an
 //! argument. The password is only ever hashed or encoded here; the
 //! `Authorization` value it produces must not be logged as it stands.
+//! The server's side, checking what a client sends, is [`server`].
+
+pub mod server;
 
 /// A challenge from a 401 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
