@@ -22,6 +22,7 @@ use streamlab::net::probe::{ProbeLimits, ProbeOutput, probe_to};
 use streamlab::net::server::{
     MAX_CONNECTIONS, MAX_PER_ADDRESS, MAX_SESSIONS, SenderKind, Server, ServerConfig,
 };
+use streamlab::protocol::auth::server::Users;
 use streamlab::protocol::check::server::ServerCheckConfig;
 use streamlab::protocol::check::{CheckDialect, Report, WireEntry};
 use streamlab::protocol::server::SESSION_TIMEOUT;
@@ -80,6 +81,21 @@ enum Command {
         /// Most connections at once from one client address (0: no cap).
         #[arg(long, default_value_t = MAX_PER_ADDRESS)]
         max_per_address: usize,
+        /// Ask for this user's password (Digest or Basic, RFC 2617); the
+        /// password is the first line of --password-file.
+        #[arg(long, requires = "password_file", conflicts_with = "users_file")]
+        user: Option<String>,
+        /// The file holding --user's password (never given on the command
+        /// line, where other users of the machine could read it).
+        #[arg(long, value_name = "FILE", requires = "user")]
+        password_file: Option<PathBuf>,
+        /// A file of users, a line each: NAME:PASSWORD, or NAME:REALM:HA1
+        /// as Apache's htdigest writes it.
+        #[arg(long, value_name = "FILE")]
+        users_file: Option<PathBuf>,
+        /// The realm named in the challenges (and in htdigest lines).
+        #[arg(long, default_value = "Streamlab")]
+        realm: String,
     },
     /// Open the window connected to a server: an rtsp:// URL, or the lab's
     /// `python ClientLauncher.py HOST PORT RTP_PORT FILE` fields.
@@ -501,7 +517,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_connections,
             max_sessions,
             max_per_address,
+            user,
+            password_file,
+            users_file,
+            realm,
         } => {
+            let read = |path: &PathBuf| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))
+            };
+            let users = match (user, password_file, users_file) {
+                (Some(name), Some(file), _) => Some(
+                    Users::single(&realm, &name, &read(&file)?)
+                        .with_context(|| format!("{}", file.display()))?,
+                ),
+                (_, _, Some(file)) => Some(
+                    Users::parse(&realm, &read(&file)?)
+                        .with_context(|| format!("{}", file.display()))?,
+                ),
+                _ => None,
+            };
+            if let Some(u) = &users {
+                tracing::info!(
+                    "asking for a password (Digest or Basic, realm {:?}); lab and TPC-3 clients, which cannot give one, are refused",
+                    u.realm()
+                );
+            }
             let config = ServerConfig {
                 bind: SocketAddr::new(bind, port),
                 root: Some(root),
@@ -516,6 +557,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_connections,
                 max_sessions,
                 max_per_address,
+                users,
                 ..ServerConfig::default()
             };
             let server = Server::bind(config)?;

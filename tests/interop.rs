@@ -13,28 +13,6 @@ use streamlab::media::decode::decode_rgba;
 use streamlab::media::{Framing, MjpegFile, pattern};
 use streamlab::net::server::{ServerConfig, ServerHandle};
 
-/// Whether `program` can run here; a missing one fails in CI.
-fn have(program: &str) -> bool {
-    // ffmpeg and ffprobe spell it -version; GStreamer --version.
-    let flag = if program.starts_with("ff") {
-        "-version"
-    } else {
-        "--version"
-    };
-    let found = Command::new(program)
-        .arg(flag)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            !peers_required(),
-            "{program} is required (STREAMLAB_REQUIRE_PEERS)"
-        );
-        eprintln!("{program} not installed; skipping");
-    }
-    found
-}
-
 fn serve(root: PathBuf, fps: u32) -> (ServerHandle, String) {
     let server = server_with(ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),

@@ -236,6 +236,28 @@ pub fn peers_required() -> bool {
     std::env::var_os("STREAMLAB_REQUIRE_PEERS").is_some_and(|v| v != "0")
 }
 
+/// Whether `program` can run here; a missing one fails in CI.
+pub fn have(program: &str) -> bool {
+    // ffmpeg and ffprobe spell it -version; GStreamer --version.
+    let flag = if program.starts_with("ff") {
+        "-version"
+    } else {
+        "--version"
+    };
+    let found = std::process::Command::new(program)
+        .arg(flag)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            !peers_required(),
+            "{program} is required (STREAMLAB_REQUIRE_PEERS)"
+        );
+        eprintln!("{program} not installed; skipping");
+    }
+    found
+}
+
 /// A server on loopback that answers each request with what `reply`
 /// returns (None: no answer), like a camera replaying its fixture. Takes
 /// one connection; the thread returns the requests it saw.

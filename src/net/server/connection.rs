@@ -5,8 +5,8 @@
 
 use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use tracing::{debug, info, warn};
@@ -16,9 +16,10 @@ use super::{Observed, Shared};
 use crate::media::Framing;
 use crate::media::MjpegFile;
 use crate::net::writer::ConnectionWriter;
+use crate::protocol::auth::server::Verdict;
 use crate::protocol::server::{
-    ConnectionConfig, LAB_QUIET, MediaInfo, MediaTransport, Payload, PlayError, PlayInfo, Prepared,
-    ServerConnection, ServerHost, ServerLog, ServerOutput, SessionInfo,
+    Access, ConnectionConfig, LAB_QUIET, MediaInfo, MediaTransport, Payload, PlayError, PlayInfo,
+    Prepared, ServerConnection, ServerHost, ServerLog, ServerOutput, SessionInfo,
 };
 use crate::protocol::tpc3::{self, Opening};
 
@@ -152,6 +153,36 @@ impl ServerHost for Host<'_> {
     fn media_activity(&mut self) -> Option<Instant> {
         self.media.as_ref().and_then(|m| m.last_rtcp())
     }
+
+    fn authorize(&mut self, method: &str, authorization: Option<&str>) -> Access {
+        let Some(guard) = &self.shared.guard else {
+            return Access::Granted;
+        };
+        // Nonces carry wall-clock seconds, so that they stay good across
+        // connections (a client may answer on a new one).
+        let now_secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut guard = guard.lock().unwrap_or_else(PoisonError::into_inner);
+        match guard.check(method, authorization, now_secs) {
+            Verdict::Allowed { user } => {
+                guard.allowed(self.peer.ip());
+                debug!(peer = %self.peer, user, "{method}: credentials accepted");
+                Access::Granted
+            }
+            Verdict::Refused { challenges, why } => {
+                let hold = guard.refused(self.peer.ip(), &why, Instant::now());
+                if why.is_failure() {
+                    info!(peer = %self.peer, "{method} refused: {why}; answering in {} ms", hold.as_millis());
+                }
+                Access::Refused {
+                    challenges,
+                    why: why.to_string(),
+                    hold,
+                }
+            }
+        }
+    }
 }
 
 fn describe_transport(t: &MediaTransport, peer: SocketAddr) -> String {
@@ -202,6 +233,13 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     // TPC-3 and RTSP clients share the port: the first bytes tell.
     let (first, opening) = read_opening(&mut stream, &mut buf);
+    if opening == Opening::Tpc3 && shared.guard.is_some() {
+        // The handshake has no place for a password: serving it would
+        // open the server to anyone who speaks it.
+        info!(%peer, "a TPC-3 client, refused: this server asks for a password and TPC-3 cannot give one");
+        let _ = stream.shutdown(Shutdown::Both);
+        return;
+    }
     if opening == Opening::Tpc3 {
         info!(%peer, "a TPC-3 client (seed 000's handshake, not RTSP)");
         super::tpc3::serve(stream, peer, local_ip, writer, first, shared);
@@ -280,6 +318,8 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
                 }
                 ServerOutput::Teardown => host.stop_media(),
                 ServerOutput::Close => close = true,
+                // Only this connection waits: its thread is its own.
+                ServerOutput::Hold(d) => std::thread::sleep(d),
                 ServerOutput::Log(log) => log_event(peer, conn.session(), log),
             }
         }
@@ -352,6 +392,11 @@ fn log_event(peer: SocketAddr, session: Option<&SessionInfo>, log: ServerLog) {
             match detail {
                 // Caps say so once, in the server's log, not per request.
                 Some(d) if status == 503 => {
+                    debug!(%peer, session, "{method} CSeq={cseq} -> {status}: {d}")
+                }
+                // A first 401 is how a client learns to log in; a wrong
+                // password was said where it was checked.
+                Some(d) if status == 401 => {
                     debug!(%peer, session, "{method} CSeq={cseq} -> {status}: {d}")
                 }
                 Some(d) if status >= 400 => {

@@ -29,6 +29,7 @@ use tracing::{debug, warn};
 use crate::media::MjpegFile;
 use crate::media::library::Library;
 use crate::net::writer::WRITE_TIMEOUT;
+use crate::protocol::auth::server::{Guard, Users};
 use crate::protocol::server::{REQUEST_TIMEOUT, SESSION_TIMEOUT};
 
 /// Why the server could not start.
@@ -89,6 +90,8 @@ pub struct ServerConfig {
     /// that a client's port refused (`streamlab check client` watches
     /// through it). None: nobody watches, nothing is copied.
     pub observer: Option<Sender<Observed>>,
+    /// Who may watch (Digest or Basic, RFC 2617). None: anyone.
+    pub users: Option<Users>,
 }
 
 /// What a watcher ([`ServerConfig::observer`]) sees. Connections are
@@ -166,6 +169,7 @@ impl Default for ServerConfig {
             max_sessions: MAX_SESSIONS,
             max_per_address: MAX_PER_ADDRESS,
             observer: None,
+            users: None,
         }
     }
 }
@@ -188,6 +192,8 @@ struct Shared {
     said: [AtomicBool; 3],
     next_connection: AtomicU64,
     sessions: AtomicUsize,
+    /// The server's users and the addresses that failed to log in.
+    guard: Option<Mutex<Guard>>,
 }
 
 /// A bound server, not yet accepting.
@@ -229,6 +235,7 @@ impl Server {
                 hint,
             }
         })?;
+        let users = config.users.clone();
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -243,6 +250,7 @@ impl Server {
                 said: Default::default(),
                 next_connection: AtomicU64::new(1),
                 sessions: AtomicUsize::new(0),
+                guard: users.map(|u| Mutex::new(Guard::new(u, rand::random()))),
             }),
         })
     }

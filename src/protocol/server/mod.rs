@@ -283,6 +283,23 @@ impl ServerConnection {
         if req.headers.cseq().is_none() {
             return self.send_error(&req, 400, "no CSeq header, or not a number");
         }
+        if req.method != Method::Options
+            && let Access::Refused {
+                challenges,
+                why,
+                hold,
+            } = host.authorize(req.method.as_str(), req.headers.get("Authorization"))
+        {
+            let mut r = self.reply(&req, 401, Some(why));
+            for c in challenges {
+                r.headers.push("WWW-Authenticate", c);
+            }
+            if !hold.is_zero() {
+                self.out.push_back(ServerOutput::Hold(hold));
+            }
+            self.out.push_back(ServerOutput::Send(r.to_bytes()));
+            return;
+        }
         let ours = match (&self.session, req.headers.session()) {
             (Some(s), Some(id)) => id == s.id,
             _ => false,

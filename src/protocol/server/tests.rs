@@ -404,3 +404,97 @@ fn resolve_target_stays_under_root() {
         assert!(resolve_target(bad).is_err(), "{bad}");
     }
 }
+
+/// A host with one user whose Authorization value is `Basic ok`, as the
+/// net host decides from its Guard: the connection only carries it out.
+struct Locked(Host, Vec<String>);
+
+impl ServerHost for Locked {
+    fn open(&mut self, path: &str) -> Result<MediaInfo, String> {
+        self.0.open(path)
+    }
+    fn new_session_id(&mut self) -> u32 {
+        self.0.new_session_id()
+    }
+    fn setup(&mut self, s: &SessionInfo) -> Result<Prepared, String> {
+        self.0.setup(s)
+    }
+    fn prepare_play(&mut self, start: Option<f64>) -> Result<PlayInfo, PlayError> {
+        self.0.prepare_play(start)
+    }
+    fn authorize(&mut self, method: &str, authorization: Option<&str>) -> Access {
+        self.1.push(method.to_string());
+        if authorization == Some("Basic ok") {
+            return Access::Granted;
+        }
+        Access::Refused {
+            challenges: vec![
+                "Digest realm=\"r\", nonce=\"n\"".into(),
+                "Basic realm=\"r\"".into(),
+            ],
+            why: "wrong password".into(),
+            hold: if authorization.is_some() {
+                Duration::from_millis(250)
+            } else {
+                Duration::ZERO
+            },
+        }
+    }
+}
+
+#[test]
+fn a_locked_server_answers_401_with_every_challenge_and_lets_options_through() {
+    let t = Instant::now();
+    let mut c = ServerConnection::new(ConnectionConfig::default());
+    let mut h = Locked(host(), Vec::new());
+    let req = |c: &mut ServerConnection, h: &mut Locked, text: &str| {
+        c.handle_bytes(t, text.as_bytes(), h);
+        std::iter::from_fn(|| c.poll_output()).collect::<Vec<_>>()
+    };
+    let out = req(
+        &mut c,
+        &mut h,
+        "OPTIONS rtsp://h/movie.Mjpeg RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+    );
+    assert!(sent(&out)[0].starts_with("RTSP/1.0 200 OK"), "{out:?}");
+    assert!(h.1.is_empty(), "OPTIONS is not asked about");
+
+    let out = req(
+        &mut c,
+        &mut h,
+        "DESCRIBE rtsp://h/movie.Mjpeg RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+    );
+    let reply = &sent(&out)[0];
+    assert!(
+        reply.starts_with("RTSP/1.0 401 Unauthorized\r\nCSeq: 2\r\n"),
+        "{reply}"
+    );
+    assert!(reply.contains("WWW-Authenticate: Digest realm=\"r\", nonce=\"n\"\r\n"));
+    assert!(reply.contains("WWW-Authenticate: Basic realm=\"r\"\r\n"));
+    assert!(
+        !out.iter().any(|o| matches!(o, ServerOutput::Hold(_))),
+        "a first try is not slowed"
+    );
+
+    let out = req(
+        &mut c,
+        &mut h,
+        "DESCRIBE rtsp://h/movie.Mjpeg RTSP/1.0\r\nCSeq: 3\r\nAuthorization: Basic bad\r\n\r\n",
+    );
+    let hold = out.iter().position(|o| matches!(o, ServerOutput::Hold(_)));
+    let reply = out.iter().position(|o| matches!(o, ServerOutput::Send(_)));
+    assert!(
+        hold < reply && hold.is_some(),
+        "held back, then answered: {out:?}"
+    );
+
+    let out = req(
+        &mut c,
+        &mut h,
+        "DESCRIBE rtsp://h/movie.Mjpeg RTSP/1.0\r\nCSeq: 4\r\nAuthorization: Basic ok\r\n\r\n",
+    );
+    assert!(sent(&out)[0].starts_with("RTSP/1.0 200 OK"), "{out:?}");
+    assert_eq!(h.1, ["DESCRIBE", "DESCRIBE", "DESCRIBE"]);
+    // Nothing was set up behind the refusals.
+    assert_eq!(c.state(), State::Init);
+}

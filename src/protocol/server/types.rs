@@ -28,6 +28,28 @@ pub trait ServerHost {
     fn media_activity(&mut self) -> Option<Instant> {
         None
     }
+    /// Whether a request may go on, from its `Authorization` value (None:
+    /// it had none): the server's users, when it has any. Every request
+    /// but OPTIONS asks (a client learns what the server speaks before
+    /// it has credentials).
+    fn authorize(&mut self, _method: &str, _authorization: Option<&str>) -> Access {
+        Access::Granted
+    }
+}
+
+/// What the host says of a request's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// No password on this server, or the right one.
+    Granted,
+    /// Answer 401 with these `WWW-Authenticate` values, after holding the
+    /// answer back for `hold` (an address that keeps guessing is slowed
+    /// down); `why` is for the log and holds no secret.
+    Refused {
+        challenges: Vec<String>,
+        why: String,
+        hold: Duration,
+    },
 }
 
 /// What a file is, for DESCRIBE.
@@ -116,6 +138,9 @@ pub enum ServerOutput {
     Teardown,
     /// Close the connection after sending what is queued.
     Close,
+    /// Wait this long before carrying out what follows (the answer to a
+    /// wrong password, slowed down).
+    Hold(Duration),
     /// Something worth one log line.
     Log(ServerLog),
 }
