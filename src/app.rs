@@ -662,7 +662,7 @@ impl PlayerApp {
                 let Some(frame) = self.shown_frame.clone() else {
                     return;
                 };
-                let name = format!("frame-{:06}.png", frame.number);
+                let name = format!("frame-{:06}.jpg", frame.number);
                 if let Err(e) = self.saver.save(ctx, frame, name) {
                     self.view
                         .report(format!("Cannot open the file dialog: {e}"));

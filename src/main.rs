@@ -136,6 +136,26 @@ enum Command {
         /// arrival_ms, status.
         #[arg(long, value_name = "FILE")]
         packets_csv: Option<PathBuf>,
+        /// Record the frames as they arrive (never encoded again), in a
+        /// file `streamlab serve` plays back.
+        #[arg(long, value_name = "OUT")]
+        record: Option<PathBuf>,
+        /// The recording's framing.
+        #[arg(long, value_enum, default_value_t = ClipFraming::Lab, requires = "record")]
+        framing: ClipFraming,
+    },
+    /// Take one frame of a stream and save it as the JPEG that came off
+    /// the wire, then exit.
+    Snapshot {
+        /// rtsp://[user:password@]host[:port]/path
+        url: String,
+        /// Where the JPEG goes.
+        out: PathBuf,
+        #[command(flatten)]
+        how: How,
+        /// Give up after this many seconds without a frame.
+        #[arg(long, default_value_t = 15.0)]
+        timeout: f64,
     },
     /// Put many sessions on an RTSP server at once and measure what they
     /// get: sessions that reached PLAY, frames, lateness, loss, CPU.
@@ -362,6 +382,16 @@ enum ClipFraming {
     Lab6,
     /// Raw concatenated JPEG, as `ffmpeg -f mjpeg` writes.
     Raw,
+}
+
+impl ClipFraming {
+    fn framing(self) -> Framing {
+        match self {
+            ClipFraming::Lab => Framing::Lab { digits: 5 },
+            ClipFraming::Lab6 => Framing::Lab { digits: 6 },
+            ClipFraming::Raw => Framing::Raw,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -623,6 +653,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             csv,
             packets_csv,
+            record,
+            framing,
         } => {
             let config = how.config(&target)?;
             let cancel = ctrl_c()?;
@@ -634,6 +666,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let output = ProbeOutput {
                 frames_csv: csv,
                 packets_csv,
+                record: record.map(|r| (r, framing.framing())),
+                snapshot: None,
             };
             let report = probe_to(config, limits, &output, &cancel);
             if json {
@@ -653,6 +687,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Snapshot {
+            url,
+            out,
+            how,
+            timeout,
+        } => {
+            let config = how.config(std::slice::from_ref(&url))?;
+            let cancel = ctrl_c()?;
+            let limits = ProbeLimits {
+                seconds: Some(timeout),
+                ..ProbeLimits::default()
+            };
+            let output = ProbeOutput {
+                snapshot: Some(out),
+                ..ProbeOutput::default()
+            };
+            let report = probe_to(config, limits, &output, &cancel);
+            match &report.snapshot {
+                Some((path, bytes)) => {
+                    println!(
+                        "saved a {}x{} frame ({bytes} bytes, as received) to {}",
+                        report.width,
+                        report.height,
+                        path.display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    for e in &report.errors {
+                        eprintln!("streamlab: {e}");
+                    }
+                    if report.errors.is_empty() {
+                        eprintln!("streamlab: no frame came within {timeout} s");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::MakeClip {
             out,
             frames,
@@ -669,11 +741,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
                 bail!("--size must be between 16x16 and 8192x8192");
             }
-            let framing = match framing {
-                ClipFraming::Lab => Framing::Lab { digits: 5 },
-                ClipFraming::Lab6 => Framing::Lab { digits: 6 },
-                ClipFraming::Raw => Framing::Raw,
-            };
+            let framing = framing.framing();
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let mut w_buf = std::io::BufWriter::new(file);

@@ -99,6 +99,7 @@ fn frame(number: u64, seq: u16) -> ClientEvent {
         seq,
         rtp_timestamp: 90_000 * number as u32,
         number,
+        jpeg: Arc::default(),
     })
 }
 

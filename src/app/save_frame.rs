@@ -1,7 +1,9 @@
-//! "Save frame": the frame on screen as a PNG picture. The file dialog
-//! blocks its caller until the user answers, and encoding a 1080p PNG takes
-//! tens of milliseconds, so both run on a worker thread; the answer comes
-//! back through a channel and the window repaints.
+//! "Save frame": the frame on screen, as the JPEG that came off the wire
+//! (byte for byte, no second encoding) or, when the name chosen ends in
+//! `.png`, as a PNG picture. The file dialog blocks its caller until the
+//! user answers, and encoding a 1080p PNG takes tens of milliseconds, so
+//! both run on a worker thread; the answer comes back through a channel
+//! and the window repaints.
 
 use std::path::{Path, PathBuf};
 
@@ -45,13 +47,14 @@ impl FrameSaver {
             .name("streamlab-save-frame".to_owned())
             .spawn(move || {
                 let picked = rfd::FileDialog::new()
-                    .set_title("Save the frame as PNG")
+                    .set_title("Save the frame")
                     .set_file_name(&name)
+                    .add_filter("JPEG as received", &["jpg", "jpeg"])
                     .add_filter("PNG picture", &["png"])
                     .save_file();
                 let saved = match picked {
                     None => Saved::Cancelled,
-                    Some(path) => match write_png(&path, &frame) {
+                    Some(path) => match write_frame(&path, &frame) {
                         Ok(()) => Saved::To(path),
                         Err(e) => Saved::Failed(e),
                     },
@@ -66,6 +69,19 @@ impl FrameSaver {
     pub fn poll(&self) -> Option<Saved> {
         self.rx.try_recv().ok()
     }
+}
+
+/// Write `frame` to `path`: a PNG when the name says so, else the JPEG
+/// exactly as it was received.
+pub fn write_frame(path: &Path, frame: &DecodedFrame) -> Result<(), String> {
+    let png = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if png {
+        return write_png(path, frame);
+    }
+    std::fs::write(path, frame.jpeg.as_slice())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Write `frame` to `path` as an RGB PNG (JPEG has no alpha to keep).
@@ -99,13 +115,19 @@ mod tests {
             seq: 1,
             rtp_timestamp: 0,
             number: 7,
+            jpeg: Arc::new(b"\xFF\xD8 as received \xFF\xD9".to_vec()),
         };
         let path = std::env::temp_dir().join(format!("streamlab-frame-{}.png", std::process::id()));
-        write_png(&path, &frame).unwrap();
+        write_frame(&path, &frame).unwrap();
         let back = image::open(&path).unwrap().to_rgb8();
         std::fs::remove_file(&path).ok();
         assert_eq!(back.dimensions(), (2, 1));
         assert_eq!(back.get_pixel(0, 0).0, [255, 0, 0]);
         assert_eq!(back.get_pixel(1, 0).0, [0, 0, 255]);
+        // Any other name: the JPEG byte for byte.
+        let jpg = path.with_extension("jpg");
+        write_frame(&jpg, &frame).unwrap();
+        assert_eq!(std::fs::read(&jpg).unwrap(), *frame.jpeg);
+        std::fs::remove_file(&jpg).ok();
     }
 }

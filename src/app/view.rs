@@ -649,6 +649,7 @@ mod tests {
             seq: 1,
             rtp_timestamp,
             number: 1,
+            jpeg: std::sync::Arc::default(),
         })
     }
 

@@ -7,6 +7,7 @@ pub mod client;
 pub mod load;
 pub mod mailbox;
 pub mod probe;
+pub mod record;
 pub mod server;
 pub mod udp_batch;
 pub mod writer;

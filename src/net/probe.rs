@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
+use crate::media::Framing;
 use crate::net::client::{
     ClientCommand, ClientConfig, ClientEvent, ClientHandle, ClientStats, FrameRecord, PacketRecord,
     Records, millis_since,
 };
+use crate::net::record::{RecordSummary, Recorder};
 use crate::protocol::State;
 
 /// When to stop playing.
@@ -32,6 +34,11 @@ pub struct ProbeOutput {
     pub frames_csv: Option<PathBuf>,
     /// One row per packet.
     pub packets_csv: Option<PathBuf>,
+    /// Record the frames as they arrive, in this framing.
+    pub record: Option<(PathBuf, Framing)>,
+    /// Write the first frame's JPEG here, as received (`streamlab
+    /// snapshot`).
+    pub snapshot: Option<PathBuf>,
 }
 
 /// The frames CSV's header line.
@@ -159,6 +166,10 @@ pub struct ProbeReport {
     /// at the end (Linux; None elsewhere or for shorter runs).
     pub rss_mb_after_1min: Option<f64>,
     pub rss_mb_end: Option<f64>,
+    /// What `--record` wrote.
+    pub recorded: Option<RecordSummary>,
+    /// Where the snapshot went, and its size in bytes.
+    pub snapshot: Option<(PathBuf, usize)>,
 }
 
 /// This process's resident set size in MB, from /proc (Linux).
@@ -181,7 +192,7 @@ impl ProbeReport {
 
     pub fn to_json(&self) -> serde_json::Value {
         let dropped: BTreeMap<_, _> = self.stats.dropped.clone();
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "frames": self.stats.frames,
             "bytes": self.stats.bytes,
             "packets": self.stats.packets,
@@ -227,7 +238,21 @@ impl ProbeReport {
             "torn_down": self.torn_down,
             "errors": self.errors,
             "notices": self.notices,
-        })
+        });
+        // Apart: one json! of it all is past the macro's recursion limit.
+        v["recorded"] = serde_json::json!(self.recorded.as_ref().map(|r| serde_json::json!({
+            "path": r.path.display().to_string(),
+            "framing": r.framing.to_string(),
+            "frames": r.frames,
+            "bytes": r.bytes,
+            "skipped": r.skipped,
+            "error": r.error.as_ref().map(ToString::to_string),
+        })));
+        v["snapshot"] = serde_json::json!(self.snapshot.as_ref().map(|(p, n)| serde_json::json!({
+            "path": p.display().to_string(),
+            "bytes": n,
+        })));
+        v
     }
 
     pub fn summary(&self) -> String {
@@ -307,6 +332,17 @@ pub fn probe_to(
         .packets_csv
         .as_deref()
         .map(|p| Csv::create(p, PACKETS_CSV_HEADER, &mut report.errors));
+    let mut recorder =
+        output
+            .record
+            .as_ref()
+            .and_then(|(path, framing)| match Recorder::start(path, *framing) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    report.errors.push(e.to_string());
+                    None
+                }
+            });
     let mut saw_playing = false;
     let events = client.events().clone();
     let mut state = State::Init;
@@ -360,6 +396,21 @@ pub fn probe_to(
                 last_frame = Some(now);
                 report.width = f.width;
                 report.height = f.height;
+                if let Some(r) = recorder.as_mut() {
+                    r.frame(f.jpeg.clone());
+                    if let Some(e) = r.error() {
+                        report.errors.push(e.to_string());
+                    }
+                }
+                if let Some(path) = &output.snapshot
+                    && report.snapshot.is_none()
+                {
+                    match write_whole(path, &f.jpeg) {
+                        Ok(()) => report.snapshot = Some((path.clone(), f.jpeg.len())),
+                        Err(e) => report.errors.push(e),
+                    }
+                    break;
+                }
                 if limits.frames.is_some_and(|n| f.number >= n) {
                     break;
                 }
@@ -444,5 +495,30 @@ pub fn probe_to(
     {
         csv.finish(&mut report.errors);
     }
+    if let Some(r) = recorder {
+        let summary = r.finish();
+        // Said as it happened, unless it came at the very end.
+        if let Some(e) = &summary.error {
+            let text = e.to_string();
+            if !report.errors.contains(&text) {
+                report.errors.push(text);
+            }
+        }
+        report.recorded = Some(summary);
+    }
     report
+}
+
+/// Write `bytes` to `path` whole or not at all: into a file beside it,
+/// then renamed over it, so no half picture is ever left there.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", path.display())
+        })
 }

@@ -48,6 +48,9 @@ pub struct DecodedFrame {
     pub width: u32,
     pub height: u32,
     pub rgba: Arc<Vec<u8>>,
+    /// The JPEG as it came off the wire (reassembled): what Save frame
+    /// and recordings write, never encoded again.
+    pub jpeg: Arc<Vec<u8>>,
     /// RTP sequence number of the frame's first packet.
     pub seq: u16,
     /// RTP timestamp of the frame.

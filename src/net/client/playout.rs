@@ -182,6 +182,7 @@ impl PlayoutThread {
                     seq: f.frame.seq,
                     rtp_timestamp: f.frame.timestamp,
                     number: self.number,
+                    jpeg: Arc::new(f.frame.jpeg),
                 }));
             }
             Err(e) => {
