@@ -24,6 +24,7 @@ mod history;
 mod icon;
 mod inspector;
 mod link;
+mod record;
 mod save_frame;
 mod seek;
 mod serve;
@@ -161,6 +162,8 @@ pub struct PlayerApp {
     /// The frame on screen, for "Save frame".
     shown_frame: Option<DecodedFrame>,
     saver: save_frame::FrameSaver,
+    /// The Record toggle's recording.
+    recording: record::Recording,
     /// Only the video, on the whole screen.
     fullscreen: bool,
     /// The state machine panel is shown.
@@ -287,6 +290,7 @@ impl PlayerApp {
             autoplay: false,
             shown_frame: None,
             saver: save_frame::FrameSaver::default(),
+            recording: record::Recording::default(),
             fullscreen: false,
             state_machine_shown: true,
             title: String::new(),
@@ -322,6 +326,10 @@ impl PlayerApp {
 
     /// Take one engine event, as `logic()` does for each queued event.
     pub fn handle_event(&mut self, event: ClientEvent) {
+        // Every frame that arrives, not only those the window shows.
+        if let ClientEvent::Frame(f) = &event {
+            self.recording.frame(f.jpeg.clone());
+        }
         if let ClientEvent::Stats(stats) = &event {
             self.view
                 .history
@@ -383,6 +391,18 @@ impl PlayerApp {
         }
     }
 
+    /// Record to `path` at once, as the Record toggle does once its file
+    /// dialog is answered (for tests and tools that have no dialog).
+    pub fn record_to(&mut self, path: PathBuf, framing: crate::media::Framing) {
+        match self.recording.start_at(path, framing) {
+            record::RecordNews::Failed(e) => self.view.report(e),
+            record::RecordNews::Started(s) | record::RecordNews::Notice(s) => {
+                self.view.notice = Some(s)
+            }
+        }
+        self.view.recording = self.recording.is_on().then(|| self.recording.frames());
+    }
+
     /// Detached apps: the credentials the prompt gave the engine in a
     /// session since the last call.
     pub fn take_sent_credentials(&mut self) -> Vec<Credentials> {
@@ -441,6 +461,15 @@ impl PlayerApp {
                 }
             }
         }
+        if let Some(news) = self.recording.poll() {
+            match news {
+                record::RecordNews::Started(s) | record::RecordNews::Notice(s) => {
+                    self.view.notice = Some(s)
+                }
+                record::RecordNews::Failed(e) => self.view.report(e),
+            }
+        }
+        self.view.recording = self.recording.is_on().then(|| self.recording.frames());
         if let Some(picked) = self.picker.poll() {
             self.view.picking = false;
             match picked {
@@ -667,6 +696,20 @@ impl PlayerApp {
                     self.view
                         .report(format!("Cannot open the file dialog: {e}"));
                 }
+            }
+            UiCommand::Record => {
+                let (name, bytes) = match &self.shown_frame {
+                    Some(f) => {
+                        let file = std::path::Path::new(&self.controls.fields.file);
+                        let stem = file
+                            .file_stem()
+                            .and_then(|s| s.to_str())
+                            .unwrap_or("stream");
+                        (format!("recording-{stem}.Mjpeg"), f.jpeg.len())
+                    }
+                    None => ("recording.Mjpeg".to_owned(), 0),
+                };
+                self.recording.toggle(ctx, name, bytes);
             }
             UiCommand::ToggleFullscreen => {
                 self.fullscreen = !self.fullscreen;

@@ -1717,3 +1717,52 @@ fn recent_urls_list_what_reached_ready_newest_first_and_fill_the_url() {
     assert_eq!(value(&harness, "URL"), "rtsp://cam-a.example:8554/a");
     assert_eq!(value(&harness, "Host"), "cam-a.example");
 }
+
+/// A frame event whose JPEG is `jpeg` (the pixels do not matter here).
+fn frame_with_jpeg(number: u64, jpeg: &[u8]) -> ClientEvent {
+    let ClientEvent::Frame(mut f) = frame(number, number as u16) else {
+        unreachable!()
+    };
+    f.jpeg = Arc::new(jpeg.to_vec());
+    ClientEvent::Frame(f)
+}
+
+#[test]
+fn record_writes_every_frame_as_received_and_stop_says_where() {
+    let dir = std::env::temp_dir().join(format!("streamlab-ui-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rec.Mjpeg");
+    let mut harness = fixture(State::Playing);
+    assert!(
+        !enabled(&harness, "Record"),
+        "nothing to record before a frame"
+    );
+    let jpegs: Vec<Vec<u8>> = (0..3u8)
+        .map(|n| [&[0xFF, 0xD8][..], &[n; 20], &[0xFF, 0xD9]].concat())
+        .collect();
+    feed(&mut harness, frame_with_jpeg(1, &jpegs[0]));
+    assert!(enabled(&harness, "Record"));
+    harness
+        .state_mut()
+        .record_to(path.clone(), streamlab::media::Framing::Lab { digits: 5 });
+    // Every frame is recorded, even those the window never shows.
+    for (i, j) in jpegs.iter().enumerate() {
+        harness
+            .state_mut()
+            .handle_event(frame_with_jpeg(2 + i as u64, j));
+    }
+    harness.run();
+    assert!(has_label(&harness, "Stop recording (3 frames)"));
+    click(&mut harness, "Stop recording (3 frames)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !has_label(&harness, "Record") {
+        assert!(Instant::now() < deadline, "the recording never finished");
+        harness.run();
+    }
+    let file = streamlab::media::MjpegFile::open(&path).unwrap();
+    for (i, j) in jpegs.iter().enumerate() {
+        assert_eq!(file.frame(i).unwrap().as_deref(), Some(j.as_slice()));
+    }
+    assert_eq!(file.frame(3).unwrap(), None);
+    std::fs::remove_dir_all(dir).ok();
+}

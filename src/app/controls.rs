@@ -185,11 +185,31 @@ impl Controls {
             let has_frame = view.frame.is_some();
             if ui
                 .add_enabled(has_frame, Button::new("Save frame"))
-                .on_hover_text("Save the frame on screen as a PNG picture.")
+                .on_hover_text(
+                    "Save the frame on screen as the JPEG that came off the wire \
+                     (or as a PNG picture: name it .png).",
+                )
                 .on_disabled_hover_text("No frame has arrived yet.")
                 .clicked()
             {
                 command = Some(UiCommand::SaveFrame);
+            }
+            let recording = view.recording.is_some();
+            let label = match view.recording {
+                Some(n) => format!("Stop recording ({n} frames)"),
+                None => "Record".to_owned(),
+            };
+            let button = Button::new(label).selected(recording);
+            if ui
+                .add_enabled(has_frame || recording, button)
+                .on_hover_text(
+                    "Write the frames to a .Mjpeg file as they arrive, never encoded \
+                     again; `streamlab serve` plays it back.",
+                )
+                .on_disabled_hover_text("No frame has arrived yet.")
+                .clicked()
+            {
+                command = Some(UiCommand::Record);
             }
             if ui
                 .button("Fullscreen")

@@ -51,8 +51,11 @@ pub enum UiCommand {
     SendAnyway(bool),
     /// The wire log scrolled to the picked entries.
     WireScrolled,
-    /// Save the shown frame as PNG (the file dialog runs on a worker).
+    /// Save the shown frame as received, or as PNG (the file dialog runs
+    /// on a worker).
     SaveFrame,
+    /// Start recording the frames as they arrive (asking where), or stop.
+    Record,
     /// Enter or leave full screen.
     ToggleFullscreen,
     /// Use the user name and password typed into the credentials prompt:
@@ -180,6 +183,8 @@ pub struct PlayerView {
     pub errors: Vec<String>,
     /// Something worth knowing that is not a failure (e.g. the stream ended).
     pub notice: Option<String>,
+    /// Recording: the frames written so far (None: not recording).
+    pub recording: Option<u64>,
     /// The notice came while the request in flight was being carried out
     /// (e.g. its RTP port was taken): that request's success keeps it.
     notice_of_request: bool,
