@@ -43,6 +43,7 @@ use crate::net::client::{
     ClientCommand, ClientConfig, ClientError, ClientEvent, Credentials, DecodedFrame,
 };
 use crate::protocol::State;
+use crate::protocol::reconnect::Backoff;
 use crate::server_embedded::EmbeddedServer;
 
 pub use check::{CheckCommand, CheckKind, CheckPanel};
@@ -164,6 +165,10 @@ pub struct PlayerApp {
     saver: save_frame::FrameSaver,
     /// The Record toggle's recording.
     recording: record::Recording,
+    /// Trying the server again after it went away, by itself.
+    reconnect: Backoff,
+    /// The last session ended without a TEARDOWN of ours.
+    session_dropped: bool,
     /// Only the video, on the whole screen.
     fullscreen: bool,
     /// The state machine panel is shown.
@@ -291,6 +296,8 @@ impl PlayerApp {
             shown_frame: None,
             saver: save_frame::FrameSaver::default(),
             recording: record::Recording::default(),
+            reconnect: Backoff::default(),
+            session_dropped: false,
             fullscreen: false,
             state_machine_shown: true,
             title: String::new(),
@@ -326,6 +333,8 @@ impl PlayerApp {
 
     /// Take one engine event, as `logic()` does for each queued event.
     pub fn handle_event(&mut self, event: ClientEvent) {
+        let was = (self.view.state, self.view.in_flight);
+        let server_news = ServerNews::of(&event);
         // Every frame that arrives, not only those the window shows.
         if let ClientEvent::Frame(f) = &event {
             self.recording.frame(f.jpeg.clone());
@@ -359,6 +368,8 @@ impl PlayerApp {
         if let Some(frame) = self.view.apply(event) {
             self.incoming_frame = Some(frame);
         }
+        // After the view took the event, so that what is said here stays.
+        self.follow_the_server(server_news, was);
         if set_up
             && !self.points_at_embedded()
             && let Some(url) = self.controls.fields.url_to_remember()
@@ -401,6 +412,62 @@ impl PlayerApp {
             }
         }
         self.view.recording = self.recording.is_on().then(|| self.recording.frames());
+    }
+
+    /// The server went away in a session (its connection closed or reset),
+    /// or an attempt to find it again failed: try again, sooner first, and
+    /// play on when it is back, without a click.
+    fn follow_the_server(&mut self, news: ServerNews, was: (State, Option<ClientCommand>)) {
+        let now = Instant::now();
+        match news {
+            // The engine says INIT first, then why: remember that a
+            // session ended without TEARDOWN.
+            ServerNews::Init => {
+                self.session_dropped =
+                    was.0 != State::Init && was.1 != Some(ClientCommand::Teardown);
+            }
+            ServerNews::Gone if was.0 != State::Init || self.session_dropped => {
+                self.session_dropped = false;
+                self.reconnect.lost(now);
+                self.view.notice = Some(
+                    "The server went away; trying again by itself (Dismiss stops).".to_owned(),
+                );
+            }
+            ServerNews::NobodyAt(addr) if self.reconnect.away() => {
+                let due = self.reconnect.lost(now);
+                self.view.notice = Some(format!(
+                    "Nobody answers at {addr} yet; trying again in {:.0} s (Dismiss stops).",
+                    due.saturating_duration_since(now).as_secs_f64().ceil()
+                ));
+            }
+            ServerNews::Playing if self.reconnect.away() => {
+                let took = self.reconnect.playing();
+                self.view.reconnects += 1;
+                self.view.notice = Some(format!(
+                    "The server is back: playing again (after {took} attempt{}).",
+                    if took == 1 { "" } else { "s" }
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// An attempt due now: SETUP with a new connection, PLAY once READY.
+    fn reconnect_if_due(&mut self, ctx: &egui::Context) {
+        let Some(due) = self.reconnect.due() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < due {
+            ctx.request_repaint_after(due - now);
+            return;
+        }
+        if self.view.state != State::Init || self.view.in_flight.is_some() {
+            return;
+        }
+        self.reconnect.attempt();
+        self.autoplay = true;
+        self.send_client(ClientCommand::Setup);
     }
 
     /// Detached apps: the credentials the prompt gave the engine in a
@@ -495,6 +562,7 @@ impl PlayerApp {
     /// Draw every panel, then apply the commands they returned.
     fn draw(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        self.reconnect_if_due(&ctx);
         if let Some(frame) = self.incoming_frame.take() {
             match self.video.upload(&ctx, &frame) {
                 Ok(()) => self.shown_frame = Some(frame),
@@ -659,7 +727,11 @@ impl PlayerApp {
 
     fn apply(&mut self, ctx: &egui::Context, command: UiCommand) {
         match command {
-            UiCommand::Client(command) => self.send_client(command),
+            UiCommand::Client(command) => {
+                // The user's word wins over trying again by itself.
+                self.reconnect = Backoff::default();
+                self.send_client(command)
+            }
             UiCommand::PickFile => {
                 if self.view.picking {
                     return;
@@ -672,7 +744,10 @@ impl PlayerApp {
                 }
             }
             UiCommand::ServeFile(path) => self.serve_file(path),
-            UiCommand::Dismiss => self.view.dismiss(),
+            UiCommand::Dismiss => {
+                self.reconnect = Backoff::default();
+                self.view.dismiss();
+            }
             UiCommand::ClearWireLog => self.view.wire.clear(),
             UiCommand::Seek { millis } => self.seek(millis),
             UiCommand::Authenticate => self.authenticate(),
@@ -927,4 +1002,30 @@ fn paint_drop_hint(ctx: &egui::Context) {
         egui::FontId::proportional(28.0),
         egui::Color32::WHITE,
     );
+}
+
+/// What an engine event says of the server being there, for reconnecting.
+enum ServerNews {
+    Init,
+    Playing,
+    Gone,
+    NobodyAt(String),
+    Other,
+}
+
+impl ServerNews {
+    fn of(event: &ClientEvent) -> ServerNews {
+        match event {
+            ClientEvent::State { state, .. } => match state {
+                State::Init => ServerNews::Init,
+                State::Playing => ServerNews::Playing,
+                State::Ready => ServerNews::Other,
+            },
+            ClientEvent::Error(ClientError::ServerGone) => ServerNews::Gone,
+            ClientEvent::Error(ClientError::Connect { addr, .. }) => {
+                ServerNews::NobodyAt(addr.to_string())
+            }
+            _ => ServerNews::Other,
+        }
+    }
 }

@@ -143,6 +143,10 @@ enum Command {
         /// The recording's framing.
         #[arg(long, value_enum, default_value_t = ClipFraming::Lab, requires = "record")]
         framing: ClipFraming,
+        /// When the server goes away (connection reset, restarted), try
+        /// again with backoff and play on.
+        #[arg(long)]
+        reconnect: bool,
     },
     /// Take one frame of a stream and save it as the JPEG that came off
     /// the wire, then exit.
@@ -655,6 +659,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             packets_csv,
             record,
             framing,
+            reconnect,
         } => {
             let config = how.config(&target)?;
             let cancel = ctrl_c()?;
@@ -662,6 +667,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 frames,
                 seconds,
                 start,
+                reconnect,
             };
             let output = ProbeOutput {
                 frames_csv: csv,

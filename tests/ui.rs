@@ -1766,3 +1766,35 @@ fn record_writes_every_frame_as_received_and_stop_says_where() {
     assert_eq!(file.frame(3).unwrap(), None);
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn the_window_plays_again_by_itself_when_the_server_comes_back() {
+    let first = sample_server();
+    let addr = first.local_addr();
+    let mut harness = live();
+    point_at(&mut harness, addr, "sample.mjpeg");
+    click(&mut harness, "SETUP");
+    wait_for_state(&mut harness, State::Ready);
+    click(&mut harness, "PLAY");
+    wait_for_state(&mut harness, State::Playing);
+    // The server goes away (a camera rebooting) and comes back on its port.
+    first.stop();
+    wait_for_state(&mut harness, State::Init);
+    let _second = common::server_with(streamlab::net::server::ServerConfig {
+        bind: addr,
+        root: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")),
+        fps: 50,
+        ..streamlab::net::server::ServerConfig::default()
+    });
+    wait_until(&mut harness, "playing again", |app| {
+        app.view().state == State::Playing && app.view().reconnects == 1
+    });
+    let notice = harness.state().view().notice.clone().unwrap_or_default();
+    assert!(
+        notice.starts_with("The server is back: playing again"),
+        "{notice}"
+    );
+    assert!(has_label(&harness, "Reconnects"));
+    click(&mut harness, "TEARDOWN");
+    wait_for_state(&mut harness, State::Init);
+}

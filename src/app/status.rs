@@ -106,6 +106,12 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) {
                     .first_frame_ms
                     .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0} ms after PLAY")),
             );
+            ui.label("Reconnects");
+            ui.label(view.reconnects.to_string()).on_hover_text(
+                "Times the server went away (connection closed or reset) and the player \
+                 found it again and played on, by itself.",
+            );
+            ui.end_row();
         });
 }
 

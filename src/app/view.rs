@@ -185,6 +185,8 @@ pub struct PlayerView {
     pub notice: Option<String>,
     /// Recording: the frames written so far (None: not recording).
     pub recording: Option<u64>,
+    /// Times the server went away and the player played on by itself.
+    pub reconnects: u64,
     /// The notice came while the request in flight was being carried out
     /// (e.g. its RTP port was taken): that request's success keeps it.
     notice_of_request: bool,

@@ -10,11 +10,12 @@ use crossbeam_channel::{Receiver, select};
 
 use crate::media::Framing;
 use crate::net::client::{
-    ClientCommand, ClientConfig, ClientEvent, ClientHandle, ClientStats, FrameRecord, PacketRecord,
-    Records, millis_since,
+    ClientCommand, ClientConfig, ClientError, ClientEvent, ClientHandle, ClientStats, FrameRecord,
+    PacketRecord, Records, millis_since,
 };
 use crate::net::record::{RecordSummary, Recorder};
 use crate::protocol::State;
+use crate::protocol::reconnect::Backoff;
 
 /// When to stop playing.
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,6 +26,8 @@ pub struct ProbeLimits {
     pub seconds: Option<f64>,
     /// PLAY from this point of the stream, in seconds (standard RTSP).
     pub start: Option<f64>,
+    /// When the server goes away, try again with backoff and play on.
+    pub reconnect: bool,
 }
 
 /// Where the probe writes its records.
@@ -166,6 +169,8 @@ pub struct ProbeReport {
     /// at the end (Linux; None elsewhere or for shorter runs).
     pub rss_mb_after_1min: Option<f64>,
     pub rss_mb_end: Option<f64>,
+    /// Times the server went away and came back (`--reconnect`).
+    pub reconnects: u64,
     /// What `--record` wrote.
     pub recorded: Option<RecordSummary>,
     /// Where the snapshot went, and its size in bytes.
@@ -238,6 +243,7 @@ impl ProbeReport {
             "torn_down": self.torn_down,
             "errors": self.errors,
             "notices": self.notices,
+            "reconnects": self.reconnects,
         });
         // Apart: one json! of it all is past the macro's recursion limit.
         v["recorded"] = serde_json::json!(self.recorded.as_ref().map(|r| serde_json::json!({
@@ -322,7 +328,8 @@ pub fn probe_to(
     cancel: &Receiver<()>,
 ) -> ProbeReport {
     let prebuffer = config.prebuffer;
-    let client = ClientHandle::spawn(config, || {});
+    let mut client = ClientHandle::spawn(config.clone(), || {});
+    let mut backoff = Backoff::default();
     let mut report = ProbeReport::default();
     let mut frames_csv = output
         .frames_csv
@@ -344,11 +351,14 @@ pub fn probe_to(
                 }
             });
     let mut saw_playing = false;
-    let events = client.events().clone();
+    let mut events = client.events().clone();
     let mut state = State::Init;
     let mut first_frame: Option<Instant> = None;
     let mut last_frame: Option<Instant> = None;
     let mut play_started: Option<Instant> = None;
+    // PLAY was sent in this engine's session (a reconnect makes another).
+    let mut resumed_play = false;
+    let mut live = false;
     client.send(ClientCommand::Setup);
     let setup_deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -365,11 +375,47 @@ pub fn probe_to(
         {
             report.rss_mb_after_1min = rss_mb();
         }
+        // Away: wait for the next attempt (Ctrl-C and the time limit
+        // still count), then a new engine SETUPs and PLAYs again.
+        if let Some(due) = backoff.due() {
+            let until = due.min(deadline);
+            select! {
+                recv(cancel) -> _ => break,
+                default(until.saturating_duration_since(Instant::now())) => {}
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            let attempt = backoff.attempt();
+            report
+                .notices
+                .push(format!("trying the server again (attempt {attempt})"));
+            client.shutdown(Duration::from_secs(1));
+            client = ClientHandle::spawn(config.clone(), || {});
+            events = client.events().clone();
+            saw_playing = false;
+            resumed_play = false;
+            state = State::Init;
+            client.send(ClientCommand::Setup);
+            continue;
+        }
         let ev = select! {
             recv(events) -> ev => match ev { Ok(ev) => ev, Err(_) => break },
             recv(cancel) -> _ => break,
             default(deadline.saturating_duration_since(Instant::now())) => break,
         };
+        // The server went away (or an attempt found nobody there).
+        let gone = matches!(
+            &ev,
+            ClientEvent::Error(ClientError::ServerGone | ClientError::Connect { .. })
+        );
+        if limits.reconnect && gone && (play_started.is_some() || backoff.away()) {
+            if let ClientEvent::Error(e) = &ev {
+                report.notices.push(format!("{e}; trying again"));
+            }
+            backoff.lost(Instant::now());
+            continue;
+        }
         match ev {
             ClientEvent::State { state: s, .. } => {
                 state = s;
@@ -377,14 +423,32 @@ pub fn probe_to(
                 // With a pre-buffer the engine PLAYs and PAUSEs by itself
                 // first: PLAY once it is back in READY.
                 let ready = s == State::Ready && (prebuffer == 0 || saw_playing);
+                if s == State::Playing && backoff.away() {
+                    let took = backoff.playing();
+                    report.reconnects = backoff.reconnects();
+                    report
+                        .notices
+                        .push(format!("playing again after {took} attempts"));
+                }
+                if ready && play_started.is_some() && !resumed_play {
+                    // Back after a reconnect: on from where it plays now.
+                    resumed_play = true;
+                    client.send(ClientCommand::Play);
+                }
                 if ready && play_started.is_none() {
                     play_started = Some(Instant::now());
+                    resumed_play = true;
                     client.send(match limits.start {
                         Some(s) => ClientCommand::PlayFrom {
                             millis: (s.max(0.0) * 1000.0).round() as u64,
                         },
                         None => ClientCommand::Play,
                     });
+                }
+                if s == State::Init && limits.reconnect && play_started.is_some() {
+                    // The session ended under us: the server went away.
+                    backoff.lost(Instant::now());
+                    continue;
                 }
                 if s == State::Init {
                     break;
@@ -422,6 +486,15 @@ pub fn probe_to(
                     break;
                 }
             }
+            // Nothing came for a while: the end of a file, or (a live
+            // stream: no length, and a PLAY reply that says where it
+            // plays) a camera that froze.
+            ClientEvent::StreamEnded if limits.reconnect && live => {
+                report
+                    .notices
+                    .push("nothing arrives from the live stream; trying again".into());
+                backoff.lost(Instant::now());
+            }
             ClientEvent::StreamEnded => {
                 report.ended = true;
                 break;
@@ -430,7 +503,8 @@ pub fn probe_to(
             ClientEvent::Records(r) => {
                 write_records(&r, &mut frames_csv, &mut packets_csv, &mut report.errors)
             }
-            ClientEvent::Wire(_) | ClientEvent::Timeline(_) => {}
+            ClientEvent::Timeline(t) => live = t.length_ms.is_none() && t.anchor.is_some(),
+            ClientEvent::Wire(_) => {}
             ClientEvent::Stopped => break,
         }
     }
@@ -479,10 +553,17 @@ pub fn probe_to(
     }
     report.torn_down = sent_teardown && state == State::Init;
     client.shutdown(Duration::from_secs(2));
-    // The final counters, queued before Stopped.
+    // The final counters, queued before Stopped, and why the session
+    // ended when it ended by itself (the error follows the state).
     for ev in events.try_iter() {
         match ev {
             ClientEvent::Stats(s) => report.stats = s,
+            ClientEvent::Error(e) => {
+                let text = e.to_string();
+                if !report.errors.contains(&text) {
+                    report.errors.push(text);
+                }
+            }
             ClientEvent::Records(r) => {
                 write_records(&r, &mut frames_csv, &mut packets_csv, &mut report.errors)
             }

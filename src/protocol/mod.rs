@@ -13,6 +13,7 @@ pub mod pacer;
 pub mod playout;
 pub mod prebuffer;
 pub mod receiver;
+pub mod reconnect;
 pub mod reorder;
 pub mod rtcp;
 pub mod rtp;
