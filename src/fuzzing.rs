@@ -178,6 +178,7 @@ impl ServerHost for FuzzServerHost {
             height: if big { 2160 } else { 288 },
             fps: if big { 0 } else { 20 },
             duration: (!big).then_some(25.0),
+            live: false,
         })
     }
     fn admit(&mut self) -> Result<(), String> {
@@ -212,6 +213,7 @@ impl ServerHost for FuzzServerHost {
             rtptime: 1,
             start,
             end: Some(25.0),
+            live: false,
         })
     }
     fn media_activity(&mut self) -> Option<Instant> {

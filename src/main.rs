@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use streamlab::app::{AppOptions, Serve, header_text, run_window};
+use streamlab::media::live::SourceSpec;
 use streamlab::media::{Framing, pattern};
 use streamlab::net::check::{
     CheckError, CheckEvent, ClientCheckOptions, check_client, check_server,
@@ -96,6 +97,10 @@ enum Command {
         /// The realm named in the challenges (and in htdigest lines).
         #[arg(long, default_value = "Streamlab")]
         realm: String,
+        /// A live source at rtsp://HOST:PORT/NAME (repeatable):
+        /// NAME=testpattern[:WxH][@FPS] (default 1280x720@30).
+        #[arg(long = "source", value_name = "NAME=SPEC", value_parser = SourceSpec::parse)]
+        sources: Vec<SourceSpec>,
     },
     /// Open the window connected to a server: an rtsp:// URL, or the lab's
     /// `python ClientLauncher.py HOST PORT RTP_PORT FILE` fields.
@@ -555,6 +560,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             password_file,
             users_file,
             realm,
+            sources,
         } => {
             let read = |path: &PathBuf| {
                 std::fs::read_to_string(path)
@@ -592,9 +598,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_sessions,
                 max_per_address,
                 users,
+                live: sources.clone(),
                 ..ServerConfig::default()
             };
             let server = Server::bind(config)?;
+            for s in &sources {
+                tracing::info!(
+                    "live source {} ({}x{} at {} fps) at rtsp://{}/{}",
+                    s.name,
+                    s.width,
+                    s.height,
+                    s.fps,
+                    server.local_addr(),
+                    s.name
+                );
+            }
             let stop = ctrl_c()?;
             let addr = server.local_addr();
             tracing::info!("serving on rtsp://{addr}/ (Ctrl-C stops)");

@@ -300,6 +300,7 @@ proptest! {
             height,
             fps,
             duration,
+            live: false,
         };
         let d = sdp::parse(offer.to_sdp().as_bytes()).unwrap();
         prop_assert_eq!(d.session_control.as_deref(), Some("*"));

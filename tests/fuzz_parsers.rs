@@ -21,6 +21,7 @@ impl ServerHost for Host {
                 height: 288,
                 fps: 20,
                 duration: Some(25.0),
+                live: false,
             })
         } else {
             Err("no".into())
@@ -41,6 +42,7 @@ impl ServerHost for Host {
             rtptime: 1,
             start: start.unwrap_or(0.0),
             end: Some(25.0),
+            live: false,
         })
     }
 }

@@ -5,6 +5,7 @@
 pub mod decode;
 pub mod jpeg;
 pub mod library;
+pub mod live;
 pub mod mjpeg_file;
 pub mod pattern;
 pub mod reencode;

@@ -131,6 +131,42 @@ fn draw_number(img: &mut RgbImage, n: u32, area_h: i64) {
     }
 }
 
+/// 5x7 glyphs for `:` and `.`, as [`DIGITS`].
+const COLON: [u8; 7] = [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00];
+const DOT: [u8; 7] = [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C];
+
+/// Draws `text` (digits, `:` and `.`; anything else is a space) in white
+/// on a black strip, top-left at (`x`, `y`), each font pixel `scale`
+/// pixels: the wall-clock time a live test pattern burns in.
+pub fn draw_text(img: &mut RgbImage, text: &str, x: i64, y: i64, scale: i64) {
+    let scale = scale.max(1);
+    let cells = text.chars().count() as i64;
+    fill_rect(img, x, y, (cells * 6 + 1) * scale, 9 * scale, [0, 0, 0]);
+    for (i, ch) in text.chars().enumerate() {
+        let glyph = match ch {
+            '0'..='9' => &DIGITS[ch as usize - '0' as usize],
+            ':' => &COLON,
+            '.' => &DOT,
+            _ => continue,
+        };
+        let gx = x + (1 + 6 * i as i64) * scale;
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..5 {
+                if bits & (0x10 >> col) != 0 {
+                    fill_rect(
+                        img,
+                        gx + col * scale,
+                        y + (1 + row as i64) * scale,
+                        scale,
+                        scale,
+                        [255, 255, 255],
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Fills a rectangle, clipped to the image, so callers can draw partly
 /// outside (the box entering and leaving, tiny pictures).
 fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, color: [u8; 3]) {

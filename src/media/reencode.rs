@@ -72,7 +72,19 @@ pub fn reencode_for_rtp(jpeg: &[u8], quality: u8) -> Result<Vec<u8>, ReencodeErr
             want,
         });
     }
-    let mut out = Vec::with_capacity(want / 8);
+    encode_rgb_for_rtp(&rgb, w, h, quality)
+}
+
+/// Encodes packed RGB pixels as baseline 4:2:0 JPEG with the standard
+/// Huffman tables, as RFC 2435 carries them untouched (a live source's
+/// frames, and re-encoded ones).
+pub fn encode_rgb_for_rtp(
+    rgb: &[u8],
+    w: u16,
+    h: u16,
+    quality: u8,
+) -> Result<Vec<u8>, ReencodeError> {
+    let mut out = Vec::with_capacity(rgb.len() / 8);
     let mut encoder = Encoder::new(&mut out, quality.clamp(1, 100));
     encoder.set_sampling_factor(SamplingFactor::F_2_2);
     // Averaging keeps thin coloured edges; the default takes one pixel of
@@ -80,7 +92,7 @@ pub fn reencode_for_rtp(jpeg: &[u8], quality: u8) -> Result<Vec<u8>, ReencodeErr
     encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
     // Optimised Huffman tables stay off (the default): RFC 2435 receivers
     // rebuild the standard ones and would misread anything else.
-    encoder.encode(&rgb, w, h, ColorType::Rgb)?;
+    encoder.encode(rgb, w, h, ColorType::Rgb)?;
     Ok(out)
 }
 

@@ -18,6 +18,8 @@ pub struct Offer {
     pub fps: u32,
     /// Length in seconds, for `a=range:npt=0-LEN` (files have one).
     pub duration: Option<f64>,
+    /// A live source: `a=range:npt=now-` (RFC 2326 C.1.5), no length.
+    pub live: bool,
 }
 
 /// The control attribute of our single track, relative to Content-Base.
@@ -49,6 +51,7 @@ impl Offer {
         line("t=0 0".into());
         line("a=tool:streamlab".into());
         match self.duration {
+            _ if self.live => line("a=range:npt=now-".into()),
             Some(d) => line(format!("a=range:npt=0-{d:.3}")),
             None => line("a=range:npt=0-".into()),
         }
@@ -229,10 +232,17 @@ mod tests {
             height: 288,
             fps: 20,
             duration: Some(25.0),
+            live: false,
         };
         let sdp = offer.to_sdp();
         assert!(sdp.contains("m=video 0 RTP/AVP 26\r\n"));
         assert!(sdp.contains("a=range:npt=0-25.000\r\n"));
+        let live = Offer {
+            duration: None,
+            live: true,
+            ..offer.clone()
+        };
+        assert!(live.to_sdp().contains("a=range:npt=now-\r\n"));
         let d = parse(sdp.as_bytes()).unwrap();
         assert_eq!(d.session_control.as_deref(), Some("*"));
         let m = &d.media[0];

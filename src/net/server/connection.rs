@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rand::Rng;
 use tracing::{debug, info, warn};
 
+use super::live::LiveSource;
 use super::media::{MediaCommand, MediaSender, Source};
 use super::{Observed, Shared};
 use crate::media::Framing;
@@ -35,6 +36,8 @@ struct Host<'a> {
     local_ip: IpAddr,
     writer: Writer,
     opened: Option<(String, Arc<MjpegFile>)>,
+    /// The live source DESCRIBE or SETUP named, instead of a file.
+    live: Option<LiveSource>,
     media: Option<MediaSender>,
 }
 
@@ -44,77 +47,23 @@ impl Host<'_> {
             m.stop(self.shared);
         }
     }
-}
 
-impl ServerHost for Host<'_> {
-    fn open(&mut self, path: &str) -> Result<MediaInfo, String> {
-        let file = self.shared.library.open(path).map_err(|e| e.to_string())?;
-        match file.frame(0) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(format!("{path} has no playable frame")),
-            Err(e) => return Err(e.to_string()),
-        }
-        let fps = self.shared.config.fps;
-        // A lab-framed file is indexed by hopping from length to length,
-        // which is quick; a raw one needs a full scan, so its length is
-        // said only once known.
-        let frames = match file.framing() {
-            Framing::Lab { .. } => file.index_all().ok(),
-            Framing::Raw => file.frame_count(),
-        };
-        let (width, height) = file.dimensions().unwrap_or((0, 0));
-        self.opened = Some((path.to_string(), file));
-        Ok(MediaInfo {
-            width,
-            height,
-            fps,
-            duration: frames.map(|n| n as f64 / fps as f64),
-        })
-    }
-
-    fn admit(&mut self) -> Result<(), String> {
-        match self.shared.over_session_cap() {
-            Some(why) => Err(why),
-            None => Ok(()),
-        }
-    }
-
-    fn new_session_id(&mut self) -> u32 {
-        rand::rng().random_range(100_000..=999_999)
-    }
-
-    fn setup(&mut self, session: &SessionInfo) -> Result<Prepared, String> {
-        let Some((path, file)) = self.opened.clone() else {
-            return Err("no file open".into());
-        };
-        self.stop_media();
-        let source = match session.payload {
+    /// A file's frames for a session: whole JPEGs (the lab's payload), or
+    /// frames RFC 2435 carries, re-encoded ahead where needed.
+    fn file_source(&self, session: &SessionInfo, path: &str, file: Arc<MjpegFile>) -> Source {
+        match session.payload {
             Payload::Lab => Source::Lab(file),
             // The worker (if the file needs one) starts encoding now, so
             // that PLAY finds the first frames ready.
             Payload::Rfc2435 => {
-                let viewer = self.shared.library.ready_frames(&path, &file).viewer(0);
+                let viewer = self.shared.library.ready_frames(path, &file).viewer(0);
                 viewer.set_looping(self.shared.config.looping);
                 Source::Rfc2435(viewer)
             }
-        };
-        let (media, prepared) = MediaSender::start(
-            self.shared,
-            session,
-            source,
-            (self.local_ip, self.peer),
-            self.writer.clone(),
-            self.shared.config.looping,
-        )
-        .map_err(|e| format!("cannot open an RTP socket: {e}"))?;
-        info!(peer = %self.peer, session = %session.id, dialect = session.dialect.name(),
-            payload = ?session.payload,
-            "SETUP {}: {}", session.path, describe_transport(&session.transport, self.peer));
-        self.media = Some(media);
-        Ok(prepared)
+        }
     }
 
-    fn prepare_play(&mut self, start: Option<f64>) -> Result<PlayInfo, PlayError> {
+    fn prepare_file_play(&mut self, start: Option<f64>) -> Result<PlayInfo, PlayError> {
         let Some(media) = &self.media else {
             return Err(PlayError::Other("no media set up".into()));
         };
@@ -147,7 +96,108 @@ impl ServerHost for Host<'_> {
             rtptime,
             start: next as f64 / fps,
             end,
+            live: false,
         })
+    }
+}
+
+impl ServerHost for Host<'_> {
+    fn open(&mut self, path: &str) -> Result<MediaInfo, String> {
+        if let Some(source) = self.shared.live.iter().find(|s| s.spec().name == path) {
+            let spec = source.spec();
+            let info = MediaInfo {
+                width: spec.width,
+                height: spec.height,
+                fps: spec.fps,
+                duration: None,
+                live: true,
+            };
+            self.live = Some(source.clone());
+            self.opened = None;
+            return Ok(info);
+        }
+        self.live = None;
+        let file = self.shared.library.open(path).map_err(|e| e.to_string())?;
+        match file.frame(0) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("{path} has no playable frame")),
+            Err(e) => return Err(e.to_string()),
+        }
+        let fps = self.shared.config.fps;
+        // A lab-framed file is indexed by hopping from length to length,
+        // which is quick; a raw one needs a full scan, so its length is
+        // said only once known.
+        let frames = match file.framing() {
+            Framing::Lab { .. } => file.index_all().ok(),
+            Framing::Raw => file.frame_count(),
+        };
+        let (width, height) = file.dimensions().unwrap_or((0, 0));
+        self.opened = Some((path.to_string(), file));
+        Ok(MediaInfo {
+            width,
+            height,
+            fps,
+            duration: frames.map(|n| n as f64 / fps as f64),
+            live: false,
+        })
+    }
+
+    fn admit(&mut self) -> Result<(), String> {
+        match self.shared.over_session_cap() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    fn new_session_id(&mut self) -> u32 {
+        rand::rng().random_range(100_000..=999_999)
+    }
+
+    fn setup(&mut self, session: &SessionInfo) -> Result<Prepared, String> {
+        self.stop_media();
+        let source = if let Some(live) = &self.live {
+            Source::Live(live.join()?)
+        } else {
+            let Some((path, file)) = self.opened.clone() else {
+                return Err("no file open".into());
+            };
+            self.file_source(session, &path, file)
+        };
+        let looping = self.shared.config.looping;
+        let (media, prepared) = MediaSender::start(
+            self.shared,
+            session,
+            source,
+            (self.local_ip, self.peer),
+            self.writer.clone(),
+            looping,
+        )
+        .map_err(|e| format!("cannot open an RTP socket: {e}"))?;
+        info!(peer = %self.peer, session = %session.id, dialect = session.dialect.name(),
+            payload = ?session.payload,
+            "SETUP {}: {}", session.path, describe_transport(&session.transport, self.peer));
+        self.media = Some(media);
+        Ok(prepared)
+    }
+
+    fn prepare_play(&mut self, start: Option<f64>) -> Result<PlayInfo, PlayError> {
+        if self.live.is_some() {
+            let Some(media) = &self.media else {
+                return Err(PlayError::Other("no media set up".into()));
+            };
+            // Live: from the live edge, whatever start was asked.
+            let (seq, rtptime, _) = media
+                .prepare(None)
+                .ok_or_else(|| PlayError::Other("the media sender stopped".into()))?;
+            return Ok(PlayInfo {
+                seq,
+                rtptime,
+                start: 0.0,
+                end: None,
+                live: true,
+            });
+        }
+        self.prepare_file_play(start)
     }
 
     fn media_activity(&mut self) -> Option<Instant> {
@@ -227,6 +277,7 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         local_ip,
         writer: writer.clone(),
         opened: None,
+        live: None,
         media: None,
     };
     let mut buf = [0u8; 8192];

@@ -40,6 +40,7 @@ use crossbeam_channel::Sender;
 use tracing::{debug, info, warn};
 
 use super::connection::Writer;
+use super::live::LiveViewer;
 use super::media::{MediaCommand, SR_EVERY, Sent, Source};
 use crate::net::mailbox::{self, Empty, Inbox, Mailbox};
 use crate::net::udp_batch::UdpBatch;
@@ -150,10 +151,45 @@ impl PacketCache {
                 Ok(None) => return Lookup::End,
                 Err(e) => return Lookup::Skip(e.to_string()),
             },
+            // Looked up by [`PacketCache::live`], which knows the index.
+            Source::Live(_) => return Lookup::End,
         };
         let p = Arc::new(packets);
         self.entries.insert(key, (p.clone(), now));
         Lookup::Frame(p)
+    }
+
+    /// A live source's frame at or after index `n`, cut for `payload`
+    /// once for every viewer: its index and packets; None while it is
+    /// not made yet.
+    fn live(
+        &mut self,
+        viewer: &LiveViewer,
+        n: u64,
+        payload: Payload,
+        max_payload: usize,
+        now: Instant,
+    ) -> Option<Result<(u64, Arc<Packets>), String>> {
+        let frame = viewer.frame_from(n)?;
+        let key = (viewer.identity(), frame.index as usize, max_payload);
+        if let Some((p, used)) = self.entries.get_mut(&key) {
+            *used = now;
+            return Some(Ok((frame.index, p.clone())));
+        }
+        let packets = match payload {
+            Payload::Lab => Packets::cut(|h, emit| {
+                rtp::packetize_lab(&frame.jpeg, max_payload, h, emit);
+            }),
+            Payload::Rfc2435 => match rtp_jpeg::carriable(&frame.jpeg) {
+                Ok(c) => Packets::cut(|h, emit| {
+                    rtp_jpeg::packetize(&c, max_payload, h, emit);
+                }),
+                Err(e) => return Some(Err(e.to_string())),
+            },
+        };
+        let p = Arc::new(packets);
+        self.entries.insert(key, (p.clone(), now));
+        Some(Ok((frame.index, p)))
     }
 
     fn sweep(&mut self, now: Instant) {
@@ -232,6 +268,10 @@ pub(super) struct HubSession {
 
 impl HubSession {
     fn timestamp(&self) -> u32 {
+        // A live source's clock is the source's, shared by its viewers.
+        if let (Source::Live(v), Payload::Rfc2435) = (&self.source, self.payload) {
+            return v.timestamp_now();
+        }
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -265,6 +305,12 @@ impl HubSession {
                     let now = Instant::now();
                     self.playing = true;
                     self.pacer.restart(now);
+                    if let Source::Live(v) = &self.source {
+                        // From the live edge, on the source's schedule.
+                        let edge = v.live_edge();
+                        self.next_frame = edge as usize;
+                        self.pacer.restart(v.send_at(edge));
+                    }
                     self.next_sr = now + Duration::from_millis(500);
                     debug!(%peer, session = %self.session, "sending from frame {}", self.next_frame);
                 }
@@ -274,6 +320,16 @@ impl HubSession {
                 debug!(%peer, session = %self.session, "paused before frame {}", self.next_frame);
             }
             MediaCommand::Prepare { start, reply } => {
+                if let Source::Live(v) = &self.source {
+                    let edge = v.live_edge();
+                    self.next_frame = edge as usize;
+                    let ts = match self.payload {
+                        Payload::Rfc2435 => v.timestamp(edge),
+                        Payload::Lab => self.timestamp(),
+                    };
+                    let _ = reply.send((self.sequence, ts, self.next_frame));
+                    return;
+                }
                 if let Some(n) = start {
                     self.next_frame = n;
                     if let Source::Rfc2435(viewer) = &self.source {
@@ -317,11 +373,15 @@ impl HubSession {
         if self.pacer.deadline() > horizon {
             return;
         }
+        if let Source::Live(_) = &self.source {
+            return self.serve_live(now, cache);
+        }
         let peer = self.peer;
         let n = self.next_frame;
         match cache.get(&self.source, n, self.max_payload, now) {
             Lookup::Frame(packets) => {
-                let ok = self.send_frame(&packets);
+                let timestamp = self.timestamp();
+                let ok = self.send_frame(&packets, timestamp);
                 if !ok && let Some(tx) = &self.observer {
                     let _ = tx.send(super::Observed::RtpRefused {
                         peer,
@@ -347,10 +407,56 @@ impl HubSession {
         }
     }
 
+    /// A live session's due frame: the next one made (or, behind, the
+    /// oldest still kept); a frame not made yet is sent a period later.
+    fn serve_live(&mut self, now: Instant, cache: &mut PacketCache) {
+        let Source::Live(viewer) = &self.source else {
+            return;
+        };
+        let found = cache.live(
+            viewer,
+            self.next_frame as u64,
+            self.payload,
+            self.max_payload,
+            now,
+        );
+        match found {
+            Some(Ok((index, packets))) => {
+                let timestamp = match self.payload {
+                    Payload::Rfc2435 => viewer.timestamp(index),
+                    Payload::Lab => self.timestamp(),
+                };
+                let ok = self.send_frame(&packets, timestamp);
+                if !ok && let Some(tx) = &self.observer {
+                    let _ = tx.send(super::Observed::RtpRefused {
+                        peer: self.peer,
+                        at: Instant::now(),
+                    });
+                }
+                self.next_frame = index as usize + 1;
+                if self.refusals.gone_after(ok) {
+                    warn!(peer = %self.peer, session = %self.session, "the client does not accept packets (its RTP port is closed?); pausing until it sends PLAY again");
+                    self.playing = false;
+                }
+            }
+            Some(Err(e)) => {
+                warn!(peer = %self.peer, session = %self.session, "live frame skipped: {e}");
+                self.next_frame += 1;
+            }
+            None => {
+                if let Some(why) = viewer.failure() {
+                    warn!(peer = %self.peer, session = %self.session, "the live source stopped: {why}");
+                    self.playing = false;
+                    return;
+                }
+            }
+        }
+        self.pacer.advance(Instant::now());
+    }
+
     /// Sends one frame; false when the client refused it (UDP) or its
     /// connection broke (interleaved).
-    fn send_frame(&mut self, packets: &Packets) -> bool {
-        let timestamp = self.timestamp();
+    fn send_frame(&mut self, packets: &Packets, timestamp: u32) -> bool {
         // The timestamp follows the frames due, sent or missed, so that a
         // client that missed some still plays at the right pace.
         self.sent.frames += 1;

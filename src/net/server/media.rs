@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::connection::Writer;
 use super::fanout::{HubCommand, HubOut, HubSession};
+use super::live::LiveViewer;
 use super::{SenderKind, Shared};
 use crate::media::MjpegFile;
 use crate::media::rtp_ready::Viewer;
@@ -56,6 +57,8 @@ pub(super) enum Source {
     /// RFC 2435: frames as they can travel, re-encoded once where needed
     /// (ahead of this session's playhead).
     Rfc2435(Viewer),
+    /// A live source's frames, as they are made (either payload).
+    Live(LiveViewer),
 }
 
 impl Source {
@@ -65,6 +68,7 @@ impl Source {
         match self {
             Source::Lab(f) => Arc::as_ptr(f) as usize,
             Source::Rfc2435(v) => Arc::as_ptr(v.frames()) as usize,
+            Source::Live(v) => v.identity(),
         }
     }
 }
@@ -248,9 +252,17 @@ impl MediaSender {
         };
         let last_rtcp = Arc::new(Mutex::new(None));
         let key = shared.next_media.fetch_add(1, Ordering::SeqCst);
+        // A live source runs on its own schedule, which the fan-out
+        // follows (the thread-per-session sender is kept only to measure
+        // files against).
+        let live = matches!(source, Source::Live(_));
+        let fps = match &source {
+            Source::Live(v) => v.fps(),
+            _ => shared.config.fps,
+        };
         let hub = match shared.config.sender {
-            SenderKind::Fanout => shared.hub.sender(),
-            SenderKind::Threads => None,
+            SenderKind::Threads if !live => None,
+            _ => shared.hub.sender(),
         };
         let (kind, server_ports) = match hub {
             Some(hub) => {
@@ -288,7 +300,7 @@ impl MediaSender {
                     source,
                     payload: info.payload,
                     numbering,
-                    fps: shared.config.fps,
+                    fps,
                     looping,
                     max_payload,
                     session: info.id.clone(),
@@ -297,7 +309,7 @@ impl MediaSender {
                     sequence: numbering.sequence,
                     playing: false,
                     next_frame: 0,
-                    pacer: Pacer::new(now, shared.config.fps),
+                    pacer: Pacer::new(now, fps),
                     sent: Sent::default(),
                     refusals: Refusals::default(),
                     behind: 0,
@@ -602,6 +614,8 @@ impl MediaJob {
                     return FrameResult::Skipped;
                 }
             },
+            // Never here: live sessions go to the fan-out.
+            Source::Live(_) => return FrameResult::End,
         }
         sent.frames += 1;
         FrameResult::Sent(self.out.end_frame())

@@ -9,6 +9,7 @@
 mod connection;
 mod fanout;
 mod limits;
+mod live;
 mod media;
 mod prepare;
 mod tpc3;
@@ -28,6 +29,7 @@ use tracing::{debug, warn};
 
 use crate::media::MjpegFile;
 use crate::media::library::Library;
+use crate::media::live::SourceSpec;
 use crate::net::writer::WRITE_TIMEOUT;
 use crate::protocol::auth::server::{Guard, Users};
 use crate::protocol::server::{REQUEST_TIMEOUT, SESSION_TIMEOUT};
@@ -92,6 +94,8 @@ pub struct ServerConfig {
     pub observer: Option<Sender<Observed>>,
     /// Who may watch (Digest or Basic, RFC 2617). None: anyone.
     pub users: Option<Users>,
+    /// Live sources, each served under its name (`--source NAME=SPEC`).
+    pub live: Vec<SourceSpec>,
 }
 
 /// What a watcher ([`ServerConfig::observer`]) sees. Connections are
@@ -170,6 +174,7 @@ impl Default for ServerConfig {
             max_per_address: MAX_PER_ADDRESS,
             observer: None,
             users: None,
+            live: Vec::new(),
         }
     }
 }
@@ -194,6 +199,8 @@ struct Shared {
     sessions: AtomicUsize,
     /// The server's users and the addresses that failed to log in.
     guard: Option<Mutex<Guard>>,
+    /// The live sources, running while watched.
+    live: Vec<live::LiveSource>,
 }
 
 /// A bound server, not yet accepting.
@@ -236,6 +243,7 @@ impl Server {
             }
         })?;
         let users = config.users.clone();
+        let live_specs = config.live.clone();
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -251,6 +259,7 @@ impl Server {
                 next_connection: AtomicU64::new(1),
                 sessions: AtomicUsize::new(0),
                 guard: users.map(|u| Mutex::new(Guard::new(u, rand::random()))),
+                live: live_specs.into_iter().map(live::LiveSource::new).collect(),
             }),
         })
     }
@@ -290,6 +299,16 @@ impl ServerHandle {
     }
 
     /// Sessions set up and not yet torn down.
+    /// Whether the live source `name` is making frames (None: no such
+    /// source): it runs only while watched.
+    pub fn live_source_running(&self, name: &str) -> Option<bool> {
+        self.shared
+            .live
+            .iter()
+            .find(|s| s.spec().name == name)
+            .map(live::LiveSource::running)
+    }
+
     pub fn active_sessions(&self) -> usize {
         self.shared.sessions.load(Ordering::SeqCst)
     }
@@ -339,6 +358,9 @@ impl ServerHandle {
         let _ = thread.join();
         // Every connection has ended its session by now.
         self.shared.hub.stop();
+        for source in &self.shared.live {
+            source.shut_down();
+        }
     }
 }
 

@@ -382,6 +382,7 @@ impl ServerConnection {
             height: info.height,
             fps: info.fps,
             duration: info.duration,
+            live: info.live,
         };
         let mut r = self.reply(req, 200, None);
         let base = if req.target.ends_with('/') {
@@ -543,8 +544,14 @@ impl ServerConnection {
         r.headers.push("Session", session);
         if req.dialect == Dialect::Standard {
             let end = info.end.map_or(String::new(), |e| format!("{e:.3}"));
-            r.headers
-                .push("Range", format!("npt={:.3}-{end}", info.start));
+            let range = if info.live {
+                // RFC 2326 C.1.5: a live stream plays from now, whatever
+                // start was asked.
+                "npt=now-".to_string()
+            } else {
+                format!("npt={:.3}-{end}", info.start)
+            };
+            r.headers.push("Range", range);
             r.headers.push(
                 "RTP-Info",
                 format!("url={url};seq={};rtptime={}", info.seq, info.rtptime),
@@ -555,7 +562,7 @@ impl ServerConnection {
         // packets been paused) while the session stayed PLAYING, and a
         // sender already running takes no notice.
         self.out.push_back(ServerOutput::Send(r.to_bytes()));
-        if self.state == State::Ready || start.is_some() {
+        if self.state == State::Ready || (start.is_some() && !info.live) {
             self.out.push_back(ServerOutput::Play);
         }
         self.set_state(next);

@@ -18,6 +18,7 @@ impl ServerHost for Host {
                 height: 288,
                 fps: 20,
                 duration: Some(25.0),
+                live: false,
             })
         } else {
             Err(format!("{path} does not exist"))
@@ -43,6 +44,7 @@ impl ServerHost for Host {
             rtptime: 9000,
             start: start.unwrap_or(0.0),
             end: Some(25.0),
+            live: false,
         })
     }
 }

@@ -60,6 +60,8 @@ pub struct MediaInfo {
     pub fps: u32,
     /// Seconds, when the whole file is known.
     pub duration: Option<f64>,
+    /// A live source: no length, every viewer at the live edge.
+    pub live: bool,
 }
 
 /// What the media side set up.
@@ -78,6 +80,8 @@ pub struct PlayInfo {
     /// Normal play time of the first frame sent, in seconds.
     pub start: f64,
     pub end: Option<f64>,
+    /// A live source: the reply says `Range: npt=now-`.
+    pub live: bool,
 }
 
 /// Why PLAY could not be prepared.
