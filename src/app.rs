@@ -414,6 +414,9 @@ impl PlayerApp {
     /// Take queued engine events and the file dialog's answer. Runs each
     /// frame before drawing (eframe's `logic()`).
     pub fn pump(&mut self) {
+        // The bar is locked while a session exists: its choice is the
+        // session's.
+        self.view.dialect = self.controls.fields.dialect;
         for event in self.link.queued_events() {
             self.handle_event(event);
         }
@@ -551,7 +554,7 @@ impl PlayerApp {
                 .min_size(280.0)
                 .show(ui, |ui| {
                     egui::ScrollArea::vertical().show(ui, |ui| {
-                        ui.strong("RTSP state machine");
+                        ui.strong(diagram::title(&self.view));
                         commands.extend(diagram::ui(ui, &self.view));
                     });
                 });
@@ -598,7 +601,8 @@ impl PlayerApp {
             )
         });
         let mut out = Vec::new();
-        if space {
+        // TPC-3 has no pause: Space is Go only.
+        if space && !(self.view.tpc3() && self.view.state == State::Playing) {
             let command = if self.view.state == State::Playing {
                 ClientCommand::Pause
             } else {

@@ -379,7 +379,7 @@ pub fn probe_to(
             ClientEvent::Records(r) => {
                 write_records(&r, &mut frames_csv, &mut packets_csv, &mut report.errors)
             }
-            ClientEvent::Wire(_) | ClientEvent::Timeline(_) => {}
+            ClientEvent::Wire(_) | ClientEvent::Timeline(_) | ClientEvent::Tpc3(_) => {}
             ClientEvent::Stopped => break,
         }
     }
