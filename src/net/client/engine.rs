@@ -145,7 +145,14 @@ impl Engine {
                 },
                 recv(net_rx) -> input => match input {
                     Ok(NetInput::Bytes(b)) => self.conn.handle_bytes(Instant::now(), &b, &mut self.io),
-                    Ok(NetInput::Closed) | Err(_) => self.conn.handle_closed(Instant::now(), &mut self.io),
+                    Ok(NetInput::Closed) | Err(_) => {
+                        // Whether datagrams came tells a transfer that
+                        // ended (TPC-3's server may close at the end of
+                        // the file) from one that never began.
+                        self.conn
+                            .media_seen(with_stats(&self.io.stats, |s| s.last_packet));
+                        self.conn.handle_closed(Instant::now(), &mut self.io)
+                    }
                 },
                 recv(held_rx) -> held => {
                     if let Ok(n) = held { self.held(n) }

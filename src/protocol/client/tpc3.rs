@@ -298,6 +298,7 @@ impl Tpc3Client {
 
     /// The server closed the connection (or writing to it failed).
     pub fn handle_closed(&mut self, now: Instant, host: &mut impl ClientHost) {
+        self.datagrams_seen(host);
         if self.phase == Tpc3Phase::NameSent && !self.answer.is_empty() {
             // An answer without a newline, and then the end.
             self.take_answer(host);
@@ -335,6 +336,13 @@ impl Tpc3Client {
         // Only datagrams after Go count: the receiver's clock is shared
         // with the previous transfer's port until it closes.
         self.last_packet = last_packet.filter(|t| self.go_at.is_none_or(|g| *t >= g));
+    }
+
+    /// The first datagram after Go came: the Transfer phase.
+    fn datagrams_seen(&mut self, host: &mut impl ClientHost) {
+        if self.phase == Tpc3Phase::GoSent && self.last_packet.is_some() {
+            self.set_phase(Tpc3Phase::Receiving, host);
+        }
     }
 
     /// When `handle_timeout` next has something to do.
@@ -375,9 +383,7 @@ impl Tpc3Client {
             }
             return;
         }
-        if self.phase == Tpc3Phase::GoSent && self.last_packet.is_some() {
-            self.set_phase(Tpc3Phase::Receiving, host);
-        }
+        self.datagrams_seen(host);
         match (self.phase, self.go_at, self.last_packet) {
             (Tpc3Phase::GoSent, Some(g), _) if !self.no_media_told && now >= g + NO_MEDIA_AFTER => {
                 self.no_media_told = true;
@@ -674,8 +680,8 @@ mod tests {
         let (mut c, mut h, t) = connected();
         c.handle_bytes(t, b"77\n", &mut h);
         c.command(t, ClientCommand::Play, &mut h);
+        // The datagrams and the end together: a transfer, not a failure.
         c.media_seen(Some(t));
-        c.handle_timeout(t, &mut h);
         c.handle_closed(t, &mut h);
         assert_eq!(c.phase(), Tpc3Phase::Ended);
         assert!(h.events.contains(&Event::StreamEnded));
