@@ -432,7 +432,7 @@ fn tpc3_arrow_name(to: Tpc3Phase) -> &'static str {
         Tpc3Phase::GoSent => "Go",
         Tpc3Phase::Receiving => "the first datagram",
         Tpc3Phase::Ended => "end of file, close or Stop",
-        Tpc3Phase::Connect => "",
+        Tpc3Phase::NotConnected => "",
     }
 }
 
@@ -550,7 +550,7 @@ fn tpc3_ui(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
         }
         // The arrow into this phase from the one above.
         let from = box_at(i - 1);
-        let taken = i <= at && !skipped(i) && now != Tpc3Phase::Connect;
+        let taken = i <= at && !skipped(i) && now != Tpc3Phase::NotConnected;
         let next = i == at + 1 && view.in_flight.is_none();
         let arrow_color = if taken {
             lit

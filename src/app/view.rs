@@ -335,7 +335,7 @@ impl PlayerView {
         self.timeline = Timeline::default();
         self.position_ms = None;
         self.pending_seek = None;
-        self.tpc3_phase = Tpc3Phase::Connect;
+        self.tpc3_phase = Tpc3Phase::NotConnected;
     }
 
     /// Take one engine event into the view. Returns the frame to upload, if

@@ -28,9 +28,9 @@ use crate::protocol::tpc3::{self, NO_SUCH_FILE, NotANumber};
 /// Where the handshake is, in the assignment's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tpc3Phase {
-    /// Not connected: Connect sends the file name and port.
+    /// Not connected yet: Connect sends the file name and port.
     #[default]
-    Connect,
+    NotConnected,
     /// Setup phase: the name and port went; the answer is awaited.
     NameSent,
     /// Setup phase: the session id came; Go starts the transfer.
@@ -46,7 +46,7 @@ pub enum Tpc3Phase {
 impl Tpc3Phase {
     /// Every phase, in the order a transfer goes through them.
     pub const ALL: [Tpc3Phase; 6] = [
-        Tpc3Phase::Connect,
+        Tpc3Phase::NotConnected,
         Tpc3Phase::NameSent,
         Tpc3Phase::SessionId,
         Tpc3Phase::GoSent,
@@ -57,7 +57,7 @@ impl Tpc3Phase {
     /// The phase's name, as the window draws it.
     pub fn name(self) -> &'static str {
         match self {
-            Tpc3Phase::Connect => "Connect",
+            Tpc3Phase::NotConnected => "Not connected",
             Tpc3Phase::NameSent => "Name and port sent",
             Tpc3Phase::SessionId => "Session id received",
             Tpc3Phase::GoSent => "Go sent",
@@ -71,7 +71,7 @@ impl Tpc3Phase {
         match self {
             Tpc3Phase::NameSent | Tpc3Phase::SessionId | Tpc3Phase::GoSent => Some("Setup phase"),
             Tpc3Phase::Receiving => Some("Transfer phase"),
-            Tpc3Phase::Connect | Tpc3Phase::Ended => None,
+            Tpc3Phase::NotConnected | Tpc3Phase::Ended => None,
         }
     }
 
@@ -79,7 +79,7 @@ impl Tpc3Phase {
     /// session id, PLAYING is after Go.
     pub fn state(self) -> State {
         match self {
-            Tpc3Phase::Connect | Tpc3Phase::NameSent | Tpc3Phase::Ended => State::Init,
+            Tpc3Phase::NotConnected | Tpc3Phase::NameSent | Tpc3Phase::Ended => State::Init,
             Tpc3Phase::SessionId => State::Ready,
             Tpc3Phase::GoSent | Tpc3Phase::Receiving => State::Playing,
         }
@@ -112,7 +112,7 @@ impl Tpc3Client {
     pub fn new(file: impl Into<String>) -> Self {
         Tpc3Client {
             file: file.into(),
-            phase: Tpc3Phase::Connect,
+            phase: Tpc3Phase::NotConnected,
             answer: Vec::new(),
             last_bytes: None,
             sent_at: None,
@@ -167,7 +167,7 @@ impl Tpc3Client {
     /// Connect: a new connection, the UDP port opened, the file name and
     /// port sent.
     fn connect(&mut self, now: Instant, host: &mut impl ClientHost) {
-        if !matches!(self.phase, Tpc3Phase::Connect | Tpc3Phase::Ended) {
+        if !matches!(self.phase, Tpc3Phase::NotConnected | Tpc3Phase::Ended) {
             return host.event(Event::Error(ClientError::Other(
                 "already connected: press Stop first to ask again".into(),
             )));
@@ -228,7 +228,7 @@ impl Tpc3Client {
 
     /// Stop: closing the connection is what tells the server to stop.
     fn stop(&mut self, host: &mut impl ClientHost) {
-        if matches!(self.phase, Tpc3Phase::Connect | Tpc3Phase::Ended) {
+        if matches!(self.phase, Tpc3Phase::NotConnected | Tpc3Phase::Ended) {
             return;
         }
         host.disconnect();
@@ -304,7 +304,7 @@ impl Tpc3Client {
             self.take_answer(host);
         }
         let before = match self.phase {
-            Tpc3Phase::Connect | Tpc3Phase::Ended => return,
+            Tpc3Phase::NotConnected | Tpc3Phase::Ended => return,
             Tpc3Phase::NameSent => Some("before answering the file name and port"),
             Tpc3Phase::SessionId => Some("before Go"),
             Tpc3Phase::GoSent => Some("after Go, before sending any datagram"),
@@ -711,7 +711,7 @@ mod tests {
         assert!(h.sent.is_empty());
         h.refuse_connect = true;
         c.command(t, ClientCommand::Setup, &mut h);
-        assert_eq!(c.phase(), Tpc3Phase::Connect);
+        assert_eq!(c.phase(), Tpc3Phase::NotConnected);
         assert!(h.media.is_empty(), "no port opened without a connection");
     }
 }
