@@ -264,6 +264,12 @@ impl PlayerApp {
             Some(config) => format!("{} on {}:{}", config.file, config.host, config.rtsp_port),
             None => self.controls.fields.file.clone(),
         };
+        if self.view.tpc3() {
+            return format!(
+                "{what} (TPC-3: {}) - Streamlab",
+                self.view.tpc3_phase.name()
+            );
+        }
         format!("{what} ({}) - Streamlab", self.view.state)
     }
 
