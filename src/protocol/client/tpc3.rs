@@ -212,6 +212,11 @@ impl Tpc3Client {
                     .into(),
             )));
         }
+        // Before Go goes: the owner forgets the last datagram's time on
+        // PlaySent, and the first datagrams may follow Go at once.
+        host.event(Event::PlaySent);
+        self.go_at = Some(now);
+        self.last_packet = None;
         if host.send(tpc3::GO).is_err() {
             return self.handle_closed(now, host);
         }
@@ -219,9 +224,6 @@ impl Tpc3Client {
             direction: Direction::Sent,
             bytes: tpc3::GO.to_vec(),
         });
-        self.go_at = Some(now);
-        self.last_packet = None;
-        host.event(Event::PlaySent);
         self.set_phase(Tpc3Phase::GoSent, host);
         self.state_event(host);
     }
