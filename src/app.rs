@@ -272,6 +272,12 @@ impl PlayerApp {
             Some(config) => format!("{} on {}:{}", config.file, config.host, config.rtsp_port),
             None => self.controls.fields.file.clone(),
         };
+        if self.view.tpc3() {
+            return format!(
+                "{what} (TPC-3: {}) - Streamlab",
+                self.view.tpc3_phase.name()
+            );
+        }
         format!("{what} ({}) - Streamlab", self.view.state)
     }
 
@@ -501,6 +507,9 @@ impl PlayerApp {
     /// Take queued engine events and the file dialog's answer. Runs each
     /// frame before drawing (eframe's `logic()`).
     pub fn pump(&mut self) {
+        // The bar is locked while a session exists: its choice is the
+        // session's.
+        self.view.dialect = self.controls.fields.dialect;
         for event in self.link.queued_events() {
             self.handle_event(event);
         }
@@ -648,7 +657,7 @@ impl PlayerApp {
                 .min_size(280.0)
                 .show(ui, |ui| {
                     egui::ScrollArea::vertical().show(ui, |ui| {
-                        ui.strong("RTSP state machine");
+                        ui.strong(diagram::title(&self.view));
                         commands.extend(diagram::ui(ui, &self.view));
                     });
                 });
@@ -695,7 +704,8 @@ impl PlayerApp {
             )
         });
         let mut out = Vec::new();
-        if space {
+        // TPC-3 has no pause: Space is Go only.
+        if space && !(self.view.tpc3() && self.view.state == State::Playing) {
             let command = if self.view.state == State::Playing {
                 ClientCommand::Pause
             } else {

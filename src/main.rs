@@ -103,9 +103,11 @@ enum Command {
         sources: Vec<SourceSpec>,
     },
     /// Open the window connected to a server: an rtsp:// URL, or the lab's
-    /// `python ClientLauncher.py HOST PORT RTP_PORT FILE` fields.
+    /// `python ClientLauncher.py HOST PORT RTP_PORT FILE` fields (TPC-3's
+    /// `python3 Client.py HOST TCP_PORT UDP_PORT FILE` with --dialect tpc3).
     Play {
-        /// rtsp://[user:password@]host[:port]/path, or HOST PORT RTP_PORT FILE.
+        /// rtsp://[user:password@]host[:port]/path, or HOST PORT RTP_PORT FILE
+        /// (TPC-3: HOST TCP_PORT UDP_PORT FILE).
         #[arg(num_args = 1..=4, required = true, value_name = "URL | HOST PORT RTP_PORT FILE")]
         target: Vec<String>,
         #[command(flatten)]
@@ -116,7 +118,8 @@ enum Command {
     },
     /// Play headless and print a summary; exits non-zero when nothing played.
     Probe {
-        /// rtsp://[user:password@]host[:port]/path, or HOST PORT RTP_PORT FILE.
+        /// rtsp://[user:password@]host[:port]/path, or HOST PORT RTP_PORT FILE
+        /// (TPC-3: HOST TCP_PORT UDP_PORT FILE).
         #[arg(num_args = 1..=4, required = true, value_name = "URL | HOST PORT RTP_PORT FILE")]
         target: Vec<String>,
         #[command(flatten)]
@@ -308,7 +311,8 @@ fn print_report(report: &Report, dialect: CheckDialect, json: bool) -> ExitCode 
 /// How a client speaks to the server.
 #[derive(clap::Args)]
 struct How {
-    /// auto: standard RTSP first, the lab's when OPTIONS gets no answer.
+    /// auto: standard RTSP first, the lab's when OPTIONS gets no answer;
+    /// tpc3: Lab 08 TPC-3's handshake instead of RTSP.
     #[arg(long, value_enum, default_value_t = DialectArg::Auto)]
     dialect: DialectArg,
     /// How RTP travels (standard RTSP): UDP, or inside the RTSP connection.
@@ -333,6 +337,7 @@ enum DialectArg {
     Auto,
     Standard,
     Lab,
+    Tpc3,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -350,6 +355,9 @@ enum TransportArg {
 impl How {
     /// The client's configuration from a URL or the lab's four fields.
     fn config(&self, target: &[String]) -> anyhow::Result<ClientConfig> {
+        if let DialectArg::Tpc3 = self.dialect {
+            return self.tpc3_config(target);
+        }
         let mut config = match target {
             [url] => ClientConfig::from_url(url).with_context(|| format!("cannot read {url:?}"))?,
             [host, port, rtp_port, file] => ClientConfig {
@@ -372,6 +380,7 @@ impl How {
             DialectArg::Auto => DialectChoice::Auto,
             DialectArg::Standard => DialectChoice::Standard,
             DialectArg::Lab => DialectChoice::Lab,
+            DialectArg::Tpc3 => DialectChoice::Tpc3,
         };
         config.transport = match self.transport {
             TransportArg::Udp => TransportChoice::Udp,
@@ -380,6 +389,38 @@ impl How {
         config.prebuffer = self.prebuffer;
         config.latency_ms = self.latency;
         Ok(config)
+    }
+}
+
+impl How {
+    /// TPC-3's four fields, in the assignment's order: `python3 Client.py
+    /// hostname TCPControlPort UDPDataPort fileName`.
+    fn tpc3_config(&self, target: &[String]) -> anyhow::Result<ClientConfig> {
+        let [host, port, udp_port, file] = target else {
+            bail!(
+                "TPC-3 has no URLs: give HOST TCP_PORT UDP_PORT FILE, as `python3 Client.py \
+                 hostname TCPControlPort UDPDataPort fileName` takes them"
+            );
+        };
+        if let TransportArg::Tcp = self.transport {
+            bail!("TPC-3 sends its datagrams over UDP only: leave out --transport tcp");
+        }
+        if self.prebuffer > 0 {
+            bail!("TPC-3 cannot pause, so it cannot pre-buffer: leave out --prebuffer");
+        }
+        Ok(ClientConfig {
+            host: host.clone(),
+            rtsp_port: port
+                .parse()
+                .with_context(|| format!("the TCP port {port:?} is not a number"))?,
+            rtp_port: udp_port
+                .parse()
+                .with_context(|| format!("the UDP port {udp_port:?} is not a number"))?,
+            file: file.clone(),
+            dialect: DialectChoice::Tpc3,
+            latency_ms: self.latency,
+            ..ClientConfig::default()
+        })
     }
 }
 

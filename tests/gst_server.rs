@@ -201,7 +201,10 @@ fn play(url: &str, transport: TransportChoice, frames: u64) -> Played {
             }
             // The decoder skipped some: the stream ends short of `frames`.
             ClientEvent::StreamEnded => break,
-            ClientEvent::Wire(_) | ClientEvent::Timeline(_) | ClientEvent::Records(_) => {}
+            ClientEvent::Wire(_)
+            | ClientEvent::Timeline(_)
+            | ClientEvent::Records(_)
+            | ClientEvent::Tpc3(_) => {}
             // E.g. "switching to TCP": the transport asked for did not work.
             ClientEvent::Notice(n) => panic!("unexpected: {n}"),
             ClientEvent::Stopped => break,

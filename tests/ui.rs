@@ -15,7 +15,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use streamlab::app::{AppOptions, PlayerApp, Serve, Settings};
 use streamlab::net::client::{
     Anchor, ClientCommand, ClientConfig, ClientError, ClientEvent, ClientStats, DecodedFrame,
-    DialectChoice, Direction, Timeline, TransportChoice, WireMessage,
+    DialectChoice, Direction, Timeline, Tpc3Phase, TransportChoice, WireMessage,
 };
 use streamlab::protocol::State;
 use streamlab::protocol::client::Forced;
@@ -1797,4 +1797,183 @@ fn the_window_plays_again_by_itself_when_the_server_comes_back() {
     assert!(has_label(&harness, "Reconnects"));
     click(&mut harness, "TEARDOWN");
     wait_for_state(&mut harness, State::Init);
+}
+
+/// TPC-3's buttons, in the places of SETUP, PLAY and TEARDOWN.
+const TPC3_BUTTONS: [&str; 3] = ["Connect", "Go", "Stop"];
+
+/// (By role: the wire log shows "Go" too, once it went.)
+fn tpc3_buttons(harness: &Harness<'_, PlayerApp>) -> [bool; 3] {
+    TPC3_BUTTONS.map(|b| {
+        !harness
+            .get_by_role_and_label(egui::accesskit::Role::Button, b)
+            .accesskit_node()
+            .is_disabled()
+    })
+}
+
+#[test]
+fn tpc3_has_its_buttons_its_port_names_and_its_phases() {
+    let mut harness = fixture(State::Init);
+    click(&mut harness, "TPC-3");
+    for rtsp_only in [
+        "SETUP",
+        "PAUSE",
+        "TEARDOWN",
+        "Let me send it anyway",
+        "RTSP port",
+    ] {
+        assert!(!has_label(&harness, rtsp_only), "{rtsp_only} in TPC-3");
+    }
+    assert!(has_label(&harness, "TCP port") && has_label(&harness, "UDP port"));
+    assert!(!enabled(&harness, "TCP"), "TPC-3's datagrams are UDP");
+    assert!(has_label(&harness, "TPC-3 phases"));
+    assert!(has_label(
+        &harness,
+        "TPC-3 phase diagram, current phase Not connected"
+    ));
+    assert_eq!(tpc3_buttons(&harness), [true, false, false]);
+
+    click(&mut harness, "Connect");
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::Setup]
+    );
+    let config = harness.state().engine_config().cloned().expect("Connect");
+    assert_eq!(config.dialect, DialectChoice::Tpc3);
+    assert_eq!(tpc3_buttons(&harness), [false, false, false], "waiting");
+    assert!(has_label(&harness, "waiting for the reply to Connect"));
+
+    // The engine's events for the handshake, as it sends them.
+    feed(&mut harness, wire(0, Direction::Sent, "movie.Mjpeg 5008\n"));
+    feed(&mut harness, ClientEvent::Tpc3(Tpc3Phase::NameSent));
+    feed(&mut harness, wire(3, Direction::Received, "424242\n"));
+    feed(&mut harness, ClientEvent::Tpc3(Tpc3Phase::SessionId));
+    feed(
+        &mut harness,
+        ClientEvent::State {
+            state: State::Ready,
+            session: Some("424242".into()),
+        },
+    );
+    assert_eq!(tpc3_buttons(&harness), [false, true, true]);
+    assert!(has_label(
+        &harness,
+        "TPC-3 phase diagram, current phase Session id received"
+    ));
+    // Each arrow taken names the bytes that took it, and shows them.
+    let arrow = "Name and port sent -> Session id received: \"424242\" received";
+    assert!(has_label(&harness, arrow));
+    assert!(has_label(
+        &harness,
+        "Not connected -> Name and port sent: \"movie.Mjpeg 5008\" sent"
+    ));
+    click(&mut harness, arrow);
+    let answer = harness.state().view().wire[1].id;
+    assert_eq!(
+        harness
+            .state()
+            .view()
+            .wire_focus
+            .as_ref()
+            .map(|f| f.ids.clone()),
+        Some(vec![answer])
+    );
+
+    click(&mut harness, "Go");
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::Play]
+    );
+    feed(&mut harness, wire(5, Direction::Sent, "Go\n"));
+    feed(&mut harness, ClientEvent::Tpc3(Tpc3Phase::GoSent));
+    feed(&mut harness, state_event(State::Playing));
+    feed(&mut harness, ClientEvent::Tpc3(Tpc3Phase::Receiving));
+    assert_eq!(tpc3_buttons(&harness), [false, false, true]);
+    assert!(has_label(&harness, "Receiving"));
+    assert!(has_label(&harness, "Transfer phase"));
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Button, "Stop")
+        .click();
+    harness.run();
+    assert_eq!(
+        harness.state_mut().take_sent_commands(),
+        [ClientCommand::Teardown]
+    );
+}
+
+#[test]
+fn tpc3_minus_one_is_said_in_words_in_the_banner() {
+    let mut harness = fixture(State::Init);
+    click(&mut harness, "TPC-3");
+    click(&mut harness, "Connect");
+    feed(
+        &mut harness,
+        wire(0, Direction::Sent, "nothere.Mjpeg 5008\n"),
+    );
+    feed(&mut harness, ClientEvent::Tpc3(Tpc3Phase::NameSent));
+    feed(&mut harness, wire(2, Direction::Received, "-1\n"));
+    let error = ClientError::NoSuchFile {
+        file: "nothere.Mjpeg".into(),
+    };
+    feed(&mut harness, ClientEvent::Error(error.clone()));
+    feed(&mut harness, ClientEvent::Tpc3(Tpc3Phase::Ended));
+    assert!(has_label(&harness, &format!("Error: {error}")));
+    assert!(
+        error
+            .to_string()
+            .contains("has no file named nothere.Mjpeg")
+    );
+    assert!(has_label(
+        &harness,
+        "TPC-3 phase diagram, current phase Ended"
+    ));
+    assert!(has_label(&harness, "Receiving -> Ended: \"-1\" received"));
+    // Connect again, with another name.
+    assert_eq!(tpc3_buttons(&harness), [true, false, false]);
+}
+
+#[test]
+fn tpc3_plays_from_our_server_in_the_window() {
+    let server = sample_server();
+    let mut harness = live();
+    click(&mut harness, "TPC-3");
+    set_text(&mut harness, "Host", "127.0.0.1");
+    set_text(
+        &mut harness,
+        "TCP port",
+        &server.local_addr().port().to_string(),
+    );
+    set_text(&mut harness, "File", "sample.mjpeg");
+    click(&mut harness, "Connect");
+    wait_for_state(&mut harness, State::Ready);
+    assert!(has_label(&harness, "Session id received"));
+    click(&mut harness, "Go");
+    wait_until(&mut harness, "frame 6", |app| {
+        app.view().frame.is_some_and(|f| f.number > 5)
+    });
+    wait_until(&mut harness, "Receiving", |app| {
+        app.view().tpc3_phase == Tpc3Phase::Receiving
+    });
+    let session = harness
+        .state()
+        .view()
+        .session
+        .clone()
+        .expect("a session id");
+    let wire = wire_text(harness.state());
+    assert!(wire.starts_with("sample.mjpeg "), "{wire}");
+    assert!(wire.contains(&format!("\n\n{session}\n\nGo")), "{wire}");
+    assert_eq!(
+        harness.state().view().stats.ssrc.map(|s| s.to_string()),
+        Some(session)
+    );
+    click(&mut harness, "Stop");
+    wait_for_state(&mut harness, State::Init);
+    assert_eq!(harness.state().view().tpc3_phase, Tpc3Phase::Ended);
+    assert!(
+        harness.state().view().errors.is_empty(),
+        "{:?}",
+        harness.state().view().errors
+    );
 }

@@ -3,6 +3,8 @@
 //! choices, the four buttons (SETUP, PLAY, PAUSE, TEARDOWN), each enabled
 //! only where the RTSP state machine allows it unless "Let me send it
 //! anyway" is on, the pre-buffer and latency settings, and the recent URLs.
+//! With TPC-3 chosen the buttons are its three (Connect, Go, Stop) and the
+//! ports are named as the assignment names them (TCP, UDP).
 
 use std::time::Duration;
 
@@ -60,8 +62,32 @@ const BUTTONS: [(ClientCommand, &str, &str, &str); 4] = [
     ),
 ];
 
+/// TPC-3's buttons: name, what it does, and when it can be pressed. They
+/// send the commands of SETUP, PLAY and TEARDOWN, whose places they take.
+const TPC3_BUTTONS: [(ClientCommand, &str, &str, &str); 3] = [
+    (
+        ClientCommand::Setup,
+        "Connect",
+        "Connect to the TCP port and send the file name and your UDP port; the server \
+         answers a session id, or -1 when it has no such file (Setup phase).",
+        "Connect is possible when not connected: press Stop first.",
+    ),
+    (
+        ClientCommand::Play,
+        "Go",
+        "Send Go: the server starts sending the file to your UDP port (Transfer phase).",
+        "Go is possible once the session id came: press Connect first.",
+    ),
+    (
+        ClientCommand::Teardown,
+        "Stop",
+        "Close the TCP connection: the server stops sending.",
+        "Stop is possible while connected.",
+    ),
+];
+
 /// Each dialect's name and what it means.
-const DIALECTS: [(DialectChoice, &str, &str); 3] = [
+const DIALECTS: [(DialectChoice, &str, &str); 4] = [
     (
         DialectChoice::Auto,
         "Auto",
@@ -79,6 +105,13 @@ const DIALECTS: [(DialectChoice, &str, &str); 3] = [
         "Lab",
         "The lab's dialect only: SETUP movie.Mjpeg with \"Transport: RTP/UDP; \
          client_port= N\", as the lab's Python server expects.",
+    ),
+    (
+        DialectChoice::Tpc3,
+        "TPC-3",
+        "Lab 08 TPC-3's handshake instead of RTSP: the file name and UDP port on the \
+         TCP port, a session id back (-1: no such file), then Go; every datagram's SSRC \
+         must be the session id.",
     ),
 ];
 
@@ -117,11 +150,17 @@ impl Controls {
             self.recent_menu(ui, editable);
             ui.separator();
             let fields = &mut self.fields;
+            // TPC-3's names: `Client.py hostname TCPControlPort UDPDataPort fileName`.
+            let (control, data) = if fields.dialect == DialectChoice::Tpc3 {
+                ("TCP port", "UDP port")
+            } else {
+                ("RTSP port", "RTP port")
+            };
             let mut edited = false;
             edited |= labelled_field(ui, "Host", &mut fields.host, 140.0, editable);
-            edited |= labelled_field(ui, "RTSP port", &mut fields.rtsp_port, 52.0, editable);
+            edited |= labelled_field(ui, control, &mut fields.rtsp_port, 52.0, editable);
             // Not part of the URL: it is the client's own port.
-            labelled_field(ui, "RTP port", &mut fields.rtp_port, 52.0, editable);
+            labelled_field(ui, data, &mut fields.rtp_port, 52.0, editable);
             edited |= labelled_field(ui, "File", &mut fields.file, 150.0, editable);
             if edited {
                 fields.fields_edited();
@@ -132,8 +171,9 @@ impl Controls {
             self.choices(ui, editable);
             ui.separator();
             let spacing = ui.spacing().item_spacing.x;
-            room_for(ui, BUTTONS.len() as f32 * (BUTTON_WIDTH + spacing));
-            for (client_command, name, what, when) in BUTTONS {
+            let buttons: &[_] = if view.tpc3() { &TPC3_BUTTONS } else { &BUTTONS };
+            room_for(ui, buttons.len() as f32 * (BUTTON_WIDTH + spacing));
+            for &(client_command, name, what, when) in buttons {
                 let enabled = view.can_send(client_command);
                 let anyway = !view.machine_allows(client_command);
                 let button =
@@ -146,7 +186,7 @@ impl Controls {
                 };
                 let disabled_reason = match view.in_flight {
                     Some(pending) if view.state_allows(client_command) => {
-                        format!("Waiting for the reply to {}.", command_name(pending))
+                        format!("Waiting for the reply to {}.", view.command_name(pending))
                     }
                     _ => when.to_owned(),
                 };
@@ -164,16 +204,18 @@ impl Controls {
                 }
             }
             let mut anyway = view.anyway;
-            if ui
-                .checkbox(&mut anyway, "Let me send it anyway")
-                .on_hover_text(
-                    "Enable every button in every state, to see what a server says to a \
+            // TPC-3's server has no state machine to question.
+            if !view.tpc3()
+                && ui
+                    .checkbox(&mut anyway, "Let me send it anyway")
+                    .on_hover_text(
+                        "Enable every button in every state, to see what a server says to a \
                      request its state machine does not expect (PLAY in INIT, say): \
                      Streamlab's server answers 455 Method Not Valid in This State; the \
                      lab's server answers nothing. The client's own state moves only as \
                      the state machine allows.",
-                )
-                .changed()
+                    )
+                    .changed()
             {
                 command = Some(UiCommand::SendAnyway(anyway));
             }
@@ -218,9 +260,12 @@ impl Controls {
             {
                 command = Some(UiCommand::ToggleFullscreen);
             }
-            ui.label(
-                RichText::new("Keys: Space play/pause, S SETUP, T TEARDOWN, F fullscreen").weak(),
-            );
+            let keys = if view.tpc3() {
+                "Keys: Space Go, S Connect, T Stop, F fullscreen"
+            } else {
+                "Keys: Space play/pause, S SETUP, T TEARDOWN, F fullscreen"
+            };
+            ui.label(RichText::new(keys).weak());
         });
         command
     }
@@ -376,7 +421,7 @@ impl Controls {
     /// Dialect and transport, as rows of selectable names.
     fn choices(&mut self, ui: &mut egui::Ui, editable: bool) {
         let fields = &mut self.fields;
-        let width = names_width(ui, &["Dialect", "Auto", "Standard", "Lab"]);
+        let width = names_width(ui, &["Dialect", "Auto", "Standard", "Lab", "TPC-3"]);
         room_for(ui, width);
         ui.label("Dialect");
         for (choice, name, what) in DIALECTS {
@@ -390,11 +435,11 @@ impl Controls {
         let width = names_width(ui, &["Transport", "UDP", "TCP"]);
         room_for(ui, width);
         ui.label("Transport");
-        let lab = fields.dialect == DialectChoice::Lab;
+        let lab = matches!(fields.dialect, DialectChoice::Lab | DialectChoice::Tpc3);
         for (choice, name, what) in TRANSPORTS {
             ui.add_enabled_ui(editable && !lab, |ui| {
                 let locked = if lab {
-                    "The lab's dialect always sends RTP over UDP."
+                    "The lab's dialect and TPC-3 always send RTP over UDP."
                 } else {
                     LOCKED
                 };
@@ -403,6 +448,22 @@ impl Controls {
                     .on_disabled_hover_text(locked);
             });
         }
+    }
+}
+
+impl PlayerView {
+    /// What the window calls `command`: its request's name, or in TPC-3
+    /// its button's.
+    pub fn command_name(&self, command: ClientCommand) -> &'static str {
+        if self.tpc3() {
+            match command {
+                ClientCommand::Setup => return "Connect",
+                ClientCommand::Play => return "Go",
+                ClientCommand::Teardown | ClientCommand::Shutdown => return "Stop",
+                _ => {}
+            }
+        }
+        command_name(command)
     }
 }
 
@@ -425,7 +486,7 @@ fn waiting(ui: &mut egui::Ui, view: &PlayerView) {
     let Some(pending) = view.in_flight else {
         return;
     };
-    let name = command_name(pending);
+    let name = view.command_name(pending);
     let slow = view
         .waiting_since
         .is_some_and(|t| t.elapsed() >= SLOW_REPLY);

@@ -5,6 +5,11 @@
 //! request's CSeq and the reply that moved it. Clicking an arrow (or a line
 //! of the history under it) shows its messages in the wire log, so students
 //! see the buttons, the state machine and the protocol as one thing.
+//!
+//! With TPC-3 chosen it draws the assignment's phases instead (connect;
+//! Setup phase: name and port sent, session id received, Go sent; Transfer
+//! phase: receiving; ended), each arrow captioned with the bytes that took
+//! it, which a click shows in the wire log.
 
 use egui::{
     Align2, Color32, FontId, Painter, Pos2, Rect, RichText, Role, Sense, Stroke, StrokeKind, pos2,
@@ -13,6 +18,7 @@ use egui::{
 
 use super::status::state_color;
 use super::view::{PlayerView, Step, UiCommand};
+use crate::net::client::Tpc3Phase;
 use crate::protocol::State;
 use crate::protocol::rtsp::Method;
 
@@ -54,7 +60,19 @@ pub fn min_width() -> f32 {
     2.0 * SIDE_ROOM + BOX.x + OUTER_ROOM + 2.0 * MARGIN
 }
 
+/// The panel's heading.
+pub fn title(view: &PlayerView) -> &'static str {
+    if view.tpc3() {
+        "TPC-3 phases"
+    } else {
+        "RTSP state machine"
+    }
+}
+
 pub fn ui(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
+    if view.tpc3() {
+        return tpc3_ui(ui, view);
+    }
     let mut command = None;
     let height = MARGIN * 2.0 + BOX.y * 3.0 + GAP * 2.0;
     let width = ui.available_width().max(min_width());
@@ -397,4 +415,188 @@ fn draw_arrow(painter: &Painter, from: Pos2, to: Pos2, stroke: Stroke) {
     let back = to - dir * 9.0;
     painter.line_segment([to, back + side * 5.0], stroke);
     painter.line_segment([to, back - side * 5.0], stroke);
+}
+
+/// TPC-3's box size: the phases' names are longer than RTSP's states.
+const TPC3_BOX: egui::Vec2 = vec2(170.0, 32.0);
+/// Room between TPC-3's boxes for an arrow and its caption.
+const TPC3_GAP: f32 = 36.0;
+/// Room left of the boxes for "Setup phase" and "Transfer phase".
+const TPC3_STAGE_ROOM: f32 = 96.0;
+
+/// What took each arrow into `to`, when no message did.
+fn tpc3_arrow_name(to: Tpc3Phase) -> &'static str {
+    match to {
+        Tpc3Phase::NameSent => "Connect",
+        Tpc3Phase::SessionId => "the answer",
+        Tpc3Phase::GoSent => "Go",
+        Tpc3Phase::Receiving => "the first datagram",
+        Tpc3Phase::Ended => "end of file, close or Stop",
+        Tpc3Phase::NotConnected => "",
+    }
+}
+
+/// The message on the wire that led to `phase`, in this transfer.
+fn tpc3_entry(view: &PlayerView, phase: Tpc3Phase) -> Option<&super::view::WireEntry> {
+    let (_, id) = view.tpc3_entries.iter().find(|(p, _)| *p == phase)?;
+    view.wire.iter().find(|e| e.id == *id)
+}
+
+/// How a message is quoted on an arrow: its text on one line, short.
+fn quoted(entry: &super::view::WireEntry) -> String {
+    const MAX: usize = 24;
+    let text = entry.text.replace('\n', " ");
+    let text = if text.chars().count() > MAX {
+        format!("{}...", text.chars().take(MAX - 3).collect::<String>())
+    } else {
+        text
+    };
+    let how = match entry.direction {
+        crate::net::client::Direction::Sent => "sent",
+        crate::net::client::Direction::Received => "received",
+    };
+    format!("\"{text}\" {how}")
+}
+
+/// The assignment's phases as a column of boxes, top to bottom.
+fn tpc3_ui(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
+    let mut command = None;
+    let phases = Tpc3Phase::ALL;
+    let rows = phases.len() as f32;
+    let height = MARGIN * 2.0 + TPC3_BOX.y * rows + TPC3_GAP * (rows - 1.0);
+    let width = ui.available_width().max(min_width());
+    let (rect, response) = ui.allocate_exact_size(vec2(width, height), Sense::hover());
+    let now = view.tpc3_phase;
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(
+            Role::Image,
+            true,
+            format!("TPC-3 phase diagram, current phase {}", now.name()),
+        )
+    });
+    let left = rect.left() + MARGIN + TPC3_STAGE_ROOM;
+    let box_at = |i: usize| {
+        Rect::from_min_size(
+            pos2(
+                left,
+                rect.top() + MARGIN + i as f32 * (TPC3_BOX.y + TPC3_GAP),
+            ),
+            TPC3_BOX,
+        )
+    };
+    let visuals = ui.visuals().clone();
+    let lit = Color32::from_rgb(60, 140, 230);
+    let caption_font = FontId::proportional(12.5);
+    let at = phases.iter().position(|p| *p == now).unwrap_or(0);
+    // Ended straight from the Setup phase (-1, an error): the boxes in
+    // between were skipped.
+    let skipped = |i: usize| {
+        now == Tpc3Phase::Ended
+            && i < at
+            && i > 0
+            && !view.tpc3_entries.iter().any(|(p, _)| *p == phases[i])
+            && phases[i] != Tpc3Phase::Receiving
+    };
+
+    // The assignment's two phases, bracketed on the left.
+    for (stage, first, last) in [("Setup phase", 1, 3), ("Transfer phase", 4, 4)] {
+        let (top, bottom) = (box_at(first).top(), box_at(last).bottom());
+        let x = left - 10.0;
+        let stroke = Stroke::new(1.0, visuals.weak_text_color());
+        let painter = ui.painter();
+        painter.line_segment([pos2(x, top), pos2(x, bottom)], stroke);
+        painter.line_segment([pos2(x, top), pos2(x + 5.0, top)], stroke);
+        painter.line_segment([pos2(x, bottom), pos2(x + 5.0, bottom)], stroke);
+        painter.text(
+            pos2(x - 6.0, (top + bottom) / 2.0),
+            Align2::RIGHT_CENTER,
+            stage,
+            FontId::proportional(13.0),
+            visuals.text_color(),
+        );
+    }
+
+    for (i, phase) in phases.iter().copied().enumerate() {
+        let r = box_at(i);
+        let color = super::status::state_color(ui, phase.state());
+        let painter = ui.painter();
+        if phase == now {
+            painter.rect_filled(r, 8.0, color);
+            let text_color = if color.intensity() > 0.5 {
+                Color32::BLACK
+            } else {
+                Color32::WHITE
+            };
+            painter.text(
+                r.center(),
+                Align2::CENTER_CENTER,
+                phase.name(),
+                FontId::proportional(15.0),
+                text_color,
+            );
+        } else {
+            let stroke_color = if i < at && !skipped(i) { lit } else { color };
+            painter.rect_stroke(r, 8.0, Stroke::new(1.5, stroke_color), StrokeKind::Inside);
+            painter.text(
+                r.center(),
+                Align2::CENTER_CENTER,
+                phase.name(),
+                FontId::proportional(15.0),
+                visuals.text_color(),
+            );
+        }
+        if i == 0 {
+            continue;
+        }
+        // The arrow into this phase from the one above.
+        let from = box_at(i - 1);
+        let taken = i <= at && !skipped(i) && now != Tpc3Phase::NotConnected;
+        let next = i == at + 1 && view.in_flight.is_none();
+        let arrow_color = if taken {
+            lit
+        } else if next {
+            visuals.strong_text_color()
+        } else {
+            visuals.weak_text_color()
+        };
+        let x = r.left() + 24.0;
+        draw_arrow(
+            ui.painter(),
+            pos2(x, from.bottom()),
+            pos2(x, r.top()),
+            Stroke::new(if taken || next { 2.0 } else { 1.2 }, arrow_color),
+        );
+        let entry = tpc3_entry(view, phase).filter(|_| taken || phase == Tpc3Phase::Ended);
+        let caption = entry.map_or_else(|| tpc3_arrow_name(phase).to_owned(), quoted);
+        let text_rect = paint_lines(
+            ui.painter(),
+            pos2(x + 10.0, (from.bottom() + r.top()) / 2.0),
+            Align2::LEFT_CENTER,
+            &[(caption.clone(), caption_font.clone(), arrow_color)],
+        );
+        let click = ui.interact(
+            text_rect.expand(4.0),
+            ui.scope_id().with(("tpc3-arrow", i)),
+            Sense::click(),
+        );
+        let name = format!("{} -> {}: {caption}", phases[i - 1].name(), phase.name());
+        click.widget_info(|| egui::WidgetInfo::labeled(Role::Button, entry.is_some(), &name));
+        if let Some(entry) = entry
+            && click
+                .on_hover_text("Show this message in the wire log.")
+                .clicked()
+        {
+            command = Some(UiCommand::ShowWire(vec![entry.id]));
+        }
+    }
+    ui.add_space(6.0);
+    ui.label(
+        RichText::new(
+            "Connect sends the file name and your UDP port; the server answers a session \
+             id (or -1: no such file); Go starts the transfer. Every datagram's SSRC must \
+             be the session id.",
+        )
+        .weak(),
+    );
+    command
 }

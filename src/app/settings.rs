@@ -87,6 +87,7 @@ impl Settings {
                 DialectChoice::Auto => "auto",
                 DialectChoice::Standard => "standard",
                 DialectChoice::Lab => "lab",
+                DialectChoice::Tpc3 => "tpc3",
             }
             .to_owned(),
             transport: match fields.transport {
@@ -106,6 +107,7 @@ impl Settings {
         fields.dialect = match self.dialect.as_str() {
             "standard" => DialectChoice::Standard,
             "lab" => DialectChoice::Lab,
+            "tpc3" => DialectChoice::Tpc3,
             _ => DialectChoice::Auto,
         };
         fields.transport = match self.transport.as_str() {

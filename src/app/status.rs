@@ -4,7 +4,6 @@
 
 use egui::{Color32, Grid, RichText};
 
-use super::controls::command_name;
 use super::view::PlayerView;
 use crate::protocol::State;
 
@@ -18,18 +17,30 @@ pub fn state_color(ui: &egui::Ui, state: State) -> Color32 {
 }
 
 pub fn ui(ui: &mut egui::Ui, view: &PlayerView) {
-    ui.label(RichText::new("RTSP state").weak());
-    ui.label(
-        RichText::new(view.state.name())
-            .size(34.0)
-            .strong()
-            .color(state_color(ui, view.state)),
-    );
+    if view.tpc3() {
+        // The assignment's phases; a long name, so smaller letters.
+        let phase = view.tpc3_phase;
+        ui.label(RichText::new(phase.stage().unwrap_or("TPC-3")).weak());
+        ui.label(
+            RichText::new(phase.name())
+                .size(24.0)
+                .strong()
+                .color(state_color(ui, phase.state())),
+        );
+    } else {
+        ui.label(RichText::new("RTSP state").weak());
+        ui.label(
+            RichText::new(view.state.name())
+                .size(34.0)
+                .strong()
+                .color(state_color(ui, view.state)),
+        );
+    }
     if let Some(pending) = view.in_flight {
         ui.label(
             RichText::new(format!(
                 "{} sent, waiting for the reply",
-                command_name(pending)
+                view.command_name(pending)
             ))
             .italics()
             .weak(),

@@ -10,7 +10,8 @@ use std::time::{Instant, SystemTime};
 use crate::app::history::History;
 use crate::net::client::Forced;
 use crate::net::client::{
-    ClientCommand, ClientError, ClientEvent, ClientStats, DecodedFrame, Direction, Timeline,
+    ClientCommand, ClientError, ClientEvent, ClientStats, DecodedFrame, DialectChoice, Direction,
+    Timeline, Tpc3Phase,
 };
 use crate::net::server::Preparing;
 use crate::protocol::State;
@@ -218,17 +219,45 @@ pub struct PlayerView {
     pub wire_focus: Option<WireFocus>,
     /// The id the next wire log entry gets.
     next_wire_id: u64,
+    /// The dialect chosen in the connection bar (locked while a session
+    /// exists, so it is also the session's).
+    pub dialect: DialectChoice,
+    /// TPC-3: where the handshake is.
+    pub tpc3_phase: Tpc3Phase,
+    /// TPC-3: the wire log entries of each phase's way in (the request,
+    /// the answer, Go), by the phase they led to.
+    pub tpc3_entries: Vec<(Tpc3Phase, u64)>,
 }
 
 impl PlayerView {
-    /// Whether the RTSP state machine allows `command` in the current state.
-    /// With "Let me send it anyway" on, the four buttons are always allowed.
-    pub fn state_allows(&self, command: ClientCommand) -> bool {
-        (self.anyway && Forced::of(command).is_some()) || self.machine_allows(command)
+    /// TPC-3's handshake instead of RTSP: other buttons, another diagram.
+    pub fn tpc3(&self) -> bool {
+        self.dialect == DialectChoice::Tpc3
     }
 
-    /// Whether the RTSP state machine itself allows `command` now.
+    /// Whether the RTSP state machine allows `command` in the current state.
+    /// With "Let me send it anyway" on, the four buttons are always allowed
+    /// (not in TPC-3, which has no server state machine to show).
+    pub fn state_allows(&self, command: ClientCommand) -> bool {
+        (self.anyway && !self.tpc3() && Forced::of(command).is_some())
+            || self.machine_allows(command)
+    }
+
+    /// Whether the RTSP state machine (TPC-3: the handshake) itself allows
+    /// `command` now.
     pub fn machine_allows(&self, command: ClientCommand) -> bool {
+        if self.tpc3() {
+            return match command {
+                // Connect, Go, Stop.
+                ClientCommand::Setup => self.state == State::Init,
+                ClientCommand::Play => self.state == State::Ready,
+                ClientCommand::Teardown => self.state != State::Init,
+                ClientCommand::PlayFrom { .. } | ClientCommand::Pause | ClientCommand::Force(_) => {
+                    false
+                }
+                ClientCommand::Shutdown => true,
+            };
+        }
         match command {
             ClientCommand::Setup => self.state == State::Init,
             ClientCommand::Play => self.state == State::Ready,
@@ -313,6 +342,7 @@ impl PlayerView {
         self.timeline = Timeline::default();
         self.position_ms = None;
         self.pending_seek = None;
+        self.tpc3_phase = Tpc3Phase::NotConnected;
     }
 
     /// Take one engine event into the view. Returns the frame to upload, if
@@ -421,6 +451,19 @@ impl PlayerView {
             ClientEvent::Notice(notice) => {
                 self.notice_of_request = self.in_flight.is_some();
                 self.notice = Some(notice);
+            }
+            ClientEvent::Tpc3(phase) => {
+                if phase == Tpc3Phase::NameSent {
+                    self.tpc3_entries.clear();
+                }
+                // The message that moved it (the request, the answer, Go,
+                // or -1), if one came since the last phase.
+                let newest = self.wire.last().map(|e| e.id);
+                let recorded = self.tpc3_entries.last().map(|(_, id)| *id);
+                if let Some(id) = newest.filter(|id| Some(*id) > recorded) {
+                    self.tpc3_entries.push((phase, id));
+                }
+                self.tpc3_phase = phase;
             }
             ClientEvent::Stopped => self.reset_session(),
         }

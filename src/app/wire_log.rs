@@ -14,7 +14,9 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
     let mut command = None;
     ui.horizontal(|ui| {
         ui.strong("Wire log");
-        ui.label(RichText::new(format!("{} RTSP messages", view.wire.len())).weak());
+        // TPC-3's handshake is not RTSP.
+        let kind = if view.tpc3() { "TPC-3" } else { "RTSP" };
+        ui.label(RichText::new(format!("{} {kind} messages", view.wire.len())).weak());
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             if ui
                 .add_enabled(!view.wire.is_empty(), egui::Button::new("Clear"))
@@ -50,9 +52,13 @@ pub fn ui(ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
         .show(ui, |ui| {
             let Some(first) = view.wire.first().map(|e| e.at) else {
                 ui.label(
-                    RichText::new("RTSP messages appear here as they are sent and received.")
-                        .italics()
-                        .weak(),
+                    RichText::new(if view.tpc3() {
+                        "The TPC-3 handshake appears here as it is sent and received."
+                    } else {
+                        "RTSP messages appear here as they are sent and received."
+                    })
+                    .italics()
+                    .weak(),
                 );
                 return;
             };

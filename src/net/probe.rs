@@ -504,7 +504,7 @@ pub fn probe_to(
                 write_records(&r, &mut frames_csv, &mut packets_csv, &mut report.errors)
             }
             ClientEvent::Timeline(t) => live = t.length_ms.is_none() && t.anchor.is_some(),
-            ClientEvent::Wire(_) => {}
+            ClientEvent::Wire(_) | ClientEvent::Tpc3(_) => {}
             ClientEvent::Stopped => break,
         }
     }

@@ -187,6 +187,13 @@ impl Receiver {
         }
     }
 
+    /// The SSRC every packet must carry (TPC-3's session id), or None to
+    /// take the first packet's.
+    pub fn expect_ssrc(&mut self, ssrc: Option<u32>) {
+        self.checker
+            .set_ssrc(ssrc.map_or(SsrcRule::First, SsrcRule::Exact));
+    }
+
     fn count_drop(&mut self, name: &str) {
         *self.counters.dropped.entry(name.to_string()).or_default() += 1;
     }

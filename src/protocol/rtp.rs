@@ -217,6 +217,16 @@ impl RtpChecker {
         self.restarts
     }
 
+    /// Expect another SSRC (TPC-3: exactly the session id, once the
+    /// handshake gave it).
+    pub fn set_ssrc(&mut self, ssrc: SsrcRule) {
+        if ssrc != self.ssrc || self.learned != (ssrc == SsrcRule::First) {
+            self.ssrc = ssrc;
+            self.learned = ssrc == SsrcRule::First;
+            self.run = None;
+        }
+    }
+
     /// Expect another payload type (a camera's SDP may name a dynamic one).
     pub fn set_payload_type(&mut self, pt: u8) {
         self.payload_type = pt;
@@ -413,6 +423,21 @@ mod tests {
         .write(&mut v);
         v.extend_from_slice(payload);
         v
+    }
+
+    #[test]
+    fn an_ssrc_given_later_is_the_only_one_accepted() {
+        // TPC-3: the session id comes after the port is open.
+        let mut c = RtpChecker::new(PT_JPEG, SsrcRule::First);
+        c.set_ssrc(SsrcRule::Exact(9));
+        assert_eq!(c.check(&pkt(1, 10, false, b"x")), Err(DropReason::Ssrc));
+        let mut p = pkt(2, 10, false, b"x");
+        p[8..12].copy_from_slice(&9u32.to_be_bytes());
+        assert!(c.check(&p).is_ok());
+        // A run of the wrong SSRC never takes over a given one.
+        for seq in 3..3 + 2 * RESTART_AFTER as u16 {
+            assert_eq!(c.check(&pkt(seq, 10, false, b"x")), Err(DropReason::Ssrc));
+        }
     }
 
     #[test]

@@ -14,9 +14,37 @@
 //!
 //! [`sniff`] tells a TPC-3 client from an RTSP one by its first bytes, so
 //! one port serves both; [`Tpc3Server`] is the server's side of the
-//! handshake.
+//! handshake. The client's side is
+//! [`Tpc3Client`](crate::protocol::client::Tpc3Client); both it and
+//! `check server` write the request with [`request`] and read the answer
+//! with [`parse_answer`].
 
 use std::collections::VecDeque;
+
+/// The client's request: the file name and its UDP data port, as the
+/// assignment's clients send it (`movie.Mjpeg 25000`, and a newline so
+/// that a server reading lines need not wait).
+pub fn request(file: &str, port: u16) -> Vec<u8> {
+    format!("{file} {port}\n").into_bytes()
+}
+
+/// The client's word that starts the transfer.
+pub const GO: &[u8] = b"Go\n";
+
+/// The answer `-1`: the server has no such file.
+pub const NO_SUCH_FILE: i64 = -1;
+
+/// An answer to the request that is not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("answered {0:?}, which is not a number")]
+pub struct NotANumber(pub String);
+
+/// The server's answer to the request, as a number: a session id (a
+/// positive integer), [`NO_SUCH_FILE`], or what else it said.
+pub fn parse_answer(raw: &[u8]) -> Result<i64, NotANumber> {
+    let text = String::from_utf8_lossy(raw).trim().to_string();
+    text.parse::<i64>().map_err(|_| NotANumber(text))
+}
 
 /// What a connection's first bytes say it speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,6 +344,22 @@ mod tests {
         ] {
             assert_eq!(parse_request(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_answer_is_read_as_a_number() {
+        assert_eq!(parse_answer(b"424242\n"), Ok(424_242));
+        assert_eq!(parse_answer(b" -1 \r\n"), Ok(NO_SUCH_FILE));
+        let e = parse_answer(b"RTSP/1.0 400 Bad Request\r\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "answered \"RTSP/1.0 400 Bad Request\", which is not a number"
+        );
+        assert_eq!(request("movie.Mjpeg", 25000), b"movie.Mjpeg 25000\n");
+        assert_eq!(
+            parse_request(&request("movie.Mjpeg", 25000)),
+            Some(("movie.Mjpeg".to_string(), 25000))
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use tracing::{debug, info};
 use super::playout::{PlayoutOrder, PlayoutThread};
 use super::receive::{MediaPath, RtpReceiver};
 use super::{
-    CONNECT_TIMEOUT, ClientCommand, ClientConfig, ClientError, ClientEvent, ClientStats, Events,
-    Order, STATS_EVERY, SharedStats, WireMessage, with_stats,
+    CONNECT_TIMEOUT, ClientCommand, ClientConfig, ClientError, ClientEvent, ClientStats,
+    DialectChoice, Events, Order, STATS_EVERY, SharedStats, WireMessage, with_stats,
 };
 use crate::protocol::State;
 use crate::protocol::analysis::WallAnchor;
@@ -95,7 +95,12 @@ struct Io {
 impl Engine {
     pub(super) fn new(config: ClientConfig, events: Events) -> Self {
         Engine {
-            prebuffer: Prebuffer::new(config.prebuffer),
+            // TPC-3 cannot pause, which the pre-buffer needs.
+            prebuffer: Prebuffer::new(if config.dialect == DialectChoice::Tpc3 {
+                0
+            } else {
+                config.prebuffer
+            }),
             conn: ClientConnection::new(config.clone()),
             io: Io {
                 config,
@@ -140,7 +145,14 @@ impl Engine {
                 },
                 recv(net_rx) -> input => match input {
                     Ok(NetInput::Bytes(b)) => self.conn.handle_bytes(Instant::now(), &b, &mut self.io),
-                    Ok(NetInput::Closed) | Err(_) => self.conn.handle_closed(Instant::now(), &mut self.io),
+                    Ok(NetInput::Closed) | Err(_) => {
+                        // Whether datagrams came tells a transfer that
+                        // ended (TPC-3's server may close at the end of
+                        // the file) from one that never began.
+                        self.conn
+                            .media_seen(with_stats(&self.io.stats, |s| s.last_packet));
+                        self.conn.handle_closed(Instant::now(), &mut self.io)
+                    }
                 },
                 recv(held_rx) -> held => {
                     if let Ok(n) = held { self.held(n) }
@@ -544,6 +556,7 @@ impl ClientHost for Io {
             }
             Event::StreamEnded => self.events.send(ClientEvent::StreamEnded),
             Event::Timeline(t) => self.events.send(ClientEvent::Timeline(t)),
+            Event::Tpc3(phase) => self.events.send(ClientEvent::Tpc3(phase)),
         }
     }
 

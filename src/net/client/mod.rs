@@ -29,11 +29,12 @@ pub use crate::protocol::playout::BufferState;
 
 pub use crate::protocol::client::{
     ClientCommand, ClientConfig, ClientError, Credentials, DialectChoice, Direction, Forced,
-    TransportChoice,
+    Tpc3Phase, TransportChoice,
 };
 pub use crate::protocol::timeline::{Anchor, Timeline};
 
-/// One RTSP message exactly as it crossed the wire.
+/// One RTSP message (or TPC-3 handshake message) exactly as it crossed
+/// the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireMessage {
     pub at: SystemTime,
@@ -153,6 +154,9 @@ pub enum ClientEvent {
     /// lab's dialect) or where the last PLAY started (after its reply):
     /// with a frame's RTP timestamp, its position.
     Timeline(Timeline),
+    /// TPC-3: the handshake moved to this phase (the session states
+    /// follow it: see [`Tpc3Phase::state`]).
+    Tpc3(Tpc3Phase),
     /// The engine stopped (after Shutdown, or when the owner went away).
     Stopped,
 }

@@ -64,6 +64,7 @@ impl MediaPath {
             self.applied = Some(generation);
             let p = self.info.get();
             self.rx.set_stream(p.payload_type, p.dimensions);
+            self.rx.expect_ssrc(p.ssrc);
         }
         self.rx.handle_rtp(now, buf);
         with_stats(&self.stats, |s| s.last_packet = Some(now));

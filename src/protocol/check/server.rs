@@ -16,6 +16,7 @@ use super::checks::{CheckDialect, CheckId, CheckResult, Report};
 use super::packets::{JpegCheck, PacketChecks};
 use super::{Note, WireEntry};
 use crate::protocol::rtsp::{Decoder, Dialect, Message, Method, Request, Response};
+use crate::protocol::tpc3;
 
 /// The file asked for to see how a missing one is answered.
 pub const MISSING_FILE: &str = "streamlab-check-no-such-file.Mjpeg";
@@ -220,8 +221,8 @@ impl ServerChecker {
         };
         if c.cfg.dialect == CheckDialect::Tpc3 {
             c.step = Step::Hello;
-            let hello = format!("{} {}\n", c.cfg.file, c.cfg.rtp_port);
-            c.send_line(now, hello);
+            let hello = tpc3::request(&c.cfg.file, c.cfg.rtp_port);
+            c.send_bytes(now, hello);
         } else {
             c.request(now, Method::Setup, &c.cfg.file.clone());
         }
@@ -278,8 +279,7 @@ impl ServerChecker {
         self.deadline = Some(now + self.cfg.reply_timeout);
     }
 
-    fn send_line(&mut self, now: Instant, line: String) {
-        let bytes = line.into_bytes();
+    fn send_bytes(&mut self, now: Instant, bytes: Vec<u8>) {
         self.wire(now, true, &bytes, Vec::new());
         self.out.push_back(CheckOutput::Send(bytes));
         self.deadline = Some(now + self.cfg.reply_timeout);
@@ -304,7 +304,7 @@ impl ServerChecker {
         self.quiet_at = None;
         if self.cfg.dialect == CheckDialect::Tpc3 {
             self.step = Step::Missing;
-            self.send_line(now, format!("{MISSING_FILE} {}\n", self.cfg.rtp_port));
+            self.send_bytes(now, tpc3::request(MISSING_FILE, self.cfg.rtp_port));
         } else {
             self.step = Step::NotFound;
             // A fresh connection counts CSeq from 1 again. The session
@@ -431,7 +431,7 @@ impl ServerChecker {
             Step::BeforeGo => {
                 self.sent_at[0] = Some(now);
                 self.window = 1;
-                self.send_line(now, "Go\n".into());
+                self.send_bytes(now, tpc3::GO.to_vec());
                 self.step = Step::Transfer;
                 self.deadline = Some(now + START_WITHIN + TRANSFER_QUIET);
             }
@@ -685,10 +685,7 @@ impl ServerChecker {
             .map_or(self.line.len(), |p| p + 1);
         let raw: Vec<u8> = self.line.drain(..end).collect();
         self.quiet_at = None;
-        let text = String::from_utf8_lossy(&raw).trim().to_string();
-        let parsed = text
-            .parse::<i64>()
-            .map_err(|_| format!("answered {text:?}, which is not a number"));
+        let parsed = tpc3::parse_answer(&raw).map_err(|e| e.to_string());
         match self.step {
             Step::Hello => {
                 let note = match &parsed {

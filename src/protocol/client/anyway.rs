@@ -63,7 +63,9 @@ impl ClientConnection {
         }
         let dialect = self.dialect.unwrap_or(match self.config.dialect {
             DialectChoice::Lab => Dialect::Lab,
-            DialectChoice::Standard | DialectChoice::Auto => Dialect::Standard,
+            DialectChoice::Standard | DialectChoice::Auto | DialectChoice::Tpc3 => {
+                Dialect::Standard
+            }
         });
         if self.session.is_none() {
             self.dialect = Some(dialect);

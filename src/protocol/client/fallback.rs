@@ -29,6 +29,9 @@ pub const ENDED_AFTER: Duration = Duration::from_secs(2);
 impl ClientConnection {
     /// When `handle_timeout` next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(t) = &self.tpc3 {
+            return t.poll_timeout();
+        }
         let mut d: Option<Instant> = None;
         let mut at = |t: Instant| d = Some(d.map_or(t, |d| d.min(t)));
         if self.decoder.pending() > 0
@@ -55,6 +58,9 @@ impl ClientConnection {
 
     /// Time passed: replies overdue, keep-alive, media that does not come.
     pub fn handle_timeout(&mut self, now: Instant, host: &mut impl ClientHost) {
+        if let Some(t) = self.tpc3.as_mut() {
+            return t.handle_timeout(now, host);
+        }
         if self.decoder.pending() > 0 && self.last_bytes.is_some_and(|t| now >= t + LAB_QUIET) {
             // Once per arrival: what the quiet read leaves waits for more
             // bytes, not for another deadline.

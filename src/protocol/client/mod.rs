@@ -9,8 +9,10 @@
 //! socket itself, so every timing rule here is tested without waiting.
 //!
 //! Its parts: `types` (what owner and client say to each other), `auth`,
-//! `describe` (what replies teach), `fallback` (every timing rule) and
-//! `anyway` (requests sent whatever the state, for students).
+//! `describe` (what replies teach), `fallback` (every timing rule),
+//! `anyway` (requests sent whatever the state, for students) and `tpc3`
+//! (seed 000's handshake in place of RTSP, which the connection hands
+//! everything to when [`DialectChoice::Tpc3`] is chosen).
 
 mod anyway;
 mod auth;
@@ -18,6 +20,7 @@ mod describe;
 mod fallback;
 #[cfg(test)]
 mod tests;
+mod tpc3;
 mod types;
 
 use std::time::Instant;
@@ -31,6 +34,7 @@ use crate::protocol::timeline::Timeline;
 pub use fallback::{
     AUTO_OPTIONS_WAIT, ENDED_AFTER, NO_MEDIA_AFTER, REPLY_TIMEOUT, UDP_FALLBACK_AFTER,
 };
+pub use tpc3::{Tpc3Client, Tpc3Phase};
 pub use types::*;
 
 /// The interleaved channels asked for in SETUP over TCP.
@@ -105,13 +109,14 @@ pub struct ClientConnection {
     anyway: Option<anyway::Anyway>,
     /// The session carries only a request sent anyway in INIT.
     scratch: bool,
+    /// TPC-3 chosen: it speaks instead of everything above.
+    tpc3: Option<Tpc3Client>,
 }
 
 impl ClientConnection {
     pub fn new(config: ClientConfig) -> Self {
         let base_url = config.url().request_url();
         ClientConnection {
-            config,
             connected: false,
             decoder: Decoder::new(),
             session: None,
@@ -139,6 +144,9 @@ impl ClientConnection {
             timeline: Timeline::default(),
             anyway: None,
             scratch: false,
+            tpc3: (config.dialect == DialectChoice::Tpc3)
+                .then(|| Tpc3Client::new(config.file.clone())),
+            config,
         }
     }
 
@@ -147,12 +155,23 @@ impl ClientConnection {
     }
 
     pub fn state(&self) -> State {
+        if let Some(t) = &self.tpc3 {
+            return t.state();
+        }
         self.session.as_ref().map_or(State::Init, |s| s.state())
     }
 
     /// The session id the server gave, while a session exists.
     pub fn session_id(&self) -> Option<&str> {
+        if let Some(t) = &self.tpc3 {
+            return t.session_text();
+        }
         self.session.as_ref().and_then(|s| s.session())
+    }
+
+    /// The TPC-3 handshake, when that is what this connection speaks.
+    pub fn tpc3(&self) -> Option<&Tpc3Client> {
+        self.tpc3.as_ref()
     }
 
     /// The dialect of the current session, once decided.
@@ -172,6 +191,9 @@ impl ClientConnection {
 
     /// Whether a session (or the start of one) exists.
     pub fn has_session(&self) -> bool {
+        if let Some(t) = &self.tpc3 {
+            return t.session_id().is_some();
+        }
         self.session.is_some()
     }
 
@@ -181,12 +203,19 @@ impl ClientConnection {
     }
 
     /// Connect at once, as the lab's client does when it starts.
+    /// (TPC-3 connects on Connect: its server reads the request as soon
+    /// as the connection opens.)
     pub fn start(&mut self, host: &mut impl ClientHost) {
-        self.ensure_connected(host);
+        if self.tpc3.is_none() {
+            self.ensure_connected(host);
+        }
     }
 
     /// The user pressed a button.
     pub fn command(&mut self, now: Instant, cmd: ClientCommand, host: &mut impl ClientHost) {
+        if let Some(t) = self.tpc3.as_mut() {
+            return t.command(now, cmd, host);
+        }
         if cmd == ClientCommand::Shutdown {
             return self.command(now, ClientCommand::Teardown, host);
         }
@@ -203,7 +232,10 @@ impl ClientConnection {
             if !pending {
                 let dialect = match self.config.dialect {
                     DialectChoice::Lab => Dialect::Lab,
-                    DialectChoice::Standard | DialectChoice::Auto => Dialect::Standard,
+                    // (TPC-3 never gets here: it answered above.)
+                    DialectChoice::Standard | DialectChoice::Auto | DialectChoice::Tpc3 => {
+                        Dialect::Standard
+                    }
                 };
                 return self.start_setup(now, dialect, host);
             }
@@ -235,6 +267,9 @@ impl ClientConnection {
 
     /// Bytes from the RTSP connection.
     pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8], host: &mut impl ClientHost) {
+        if let Some(t) = self.tpc3.as_mut() {
+            return t.handle_bytes(now, bytes, host);
+        }
         self.decoder.push(bytes);
         self.last_bytes = Some(now);
         self.read_messages(now, false, host);
@@ -242,6 +277,9 @@ impl ClientConnection {
 
     /// The server closed the RTSP connection (or writing to it failed).
     pub fn handle_closed(&mut self, now: Instant, host: &mut impl ClientHost) {
+        if let Some(t) = self.tpc3.as_mut() {
+            return t.handle_closed(now, host);
+        }
         self.connected = false;
         if self.step == Some(Step::Options) && self.config.dialect == DialectChoice::Auto {
             return self.fall_back_to_lab(now, host);
@@ -270,6 +308,9 @@ impl ClientConnection {
     /// The time at which the last RTP packet arrived, as the receiving
     /// side saw it.
     pub fn media_seen(&mut self, last_packet: Option<Instant>) {
+        if let Some(t) = self.tpc3.as_mut() {
+            return t.media_seen(last_packet);
+        }
         self.last_packet = last_packet;
     }
 

@@ -9,7 +9,7 @@ use crate::protocol::rtsp::Method;
 use crate::protocol::timeline::Timeline;
 use crate::protocol::url::{RtspUrl, UrlError};
 
-/// Which RTSP to speak.
+/// Which RTSP to speak, or TPC-3's handshake instead of RTSP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DialectChoice {
     /// Standard first; the lab's when the server answers nothing to
@@ -18,6 +18,9 @@ pub enum DialectChoice {
     Auto,
     Standard,
     Lab,
+    /// Seed 000's "Lab 08 TPC-3": file name and UDP port, a session id,
+    /// `Go` (see [`super::Tpc3Client`]).
+    Tpc3,
 }
 
 /// How RTP should travel (standard RTSP only; the lab's is always UDP).
@@ -254,6 +257,25 @@ pub enum ClientError {
         seconds: u64,
         why: &'static str,
     },
+    /// TPC-3's `-1`.
+    #[error(
+        "the server has no file named {file} (it answered -1). Check the file name: it is case-sensitive."
+    )]
+    NoSuchFile { file: String },
+    /// TPC-3: an answer to the request that is not a number.
+    #[error(
+        "the server answered {answer:?} to the file name and port, which is not a number: a \
+         TPC-3 server answers a session id (a positive number) or -1. Is this port a TPC-3 server?"
+    )]
+    Tpc3Answer { answer: String },
+    /// TPC-3: a number that is neither a session id nor `-1`.
+    #[error(
+        "the server answered {id}, which is not a session id (a positive number up to \
+         4294967295, the RTP SSRC) nor -1 (no such file)"
+    )]
+    NotASessionId { id: i64 },
+    #[error("the server closed the TPC-3 connection {during}")]
+    Tpc3Closed { during: &'static str },
     #[error("{0}")]
     Other(String),
 }
@@ -311,6 +333,9 @@ pub struct StreamInfo {
     pub server_rtcp_port: Option<u16>,
     pub rtp_channel: u8,
     pub rtcp_channel: Option<u8>,
+    /// The SSRC every packet must carry (TPC-3: the session id); None:
+    /// the first packet's, as RTP receivers do.
+    pub ssrc: Option<u32>,
 }
 
 impl Default for StreamInfo {
@@ -321,6 +346,7 @@ impl Default for StreamInfo {
             server_rtcp_port: None,
             rtp_channel: 0,
             rtcp_channel: Some(1),
+            ssrc: None,
         }
     }
 }
@@ -351,6 +377,8 @@ pub enum Event {
     /// What is known about the stream's time line changed: its length
     /// (after DESCRIBE) or where the last PLAY started (after its reply).
     Timeline(Timeline),
+    /// TPC-3: the handshake moved to this phase.
+    Tpc3(super::Tpc3Phase),
 }
 
 /// The sockets and the owner, as the client connection sees them.
