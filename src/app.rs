@@ -754,6 +754,7 @@ impl PlayerApp {
                 }
             }
             UiCommand::ServeFile(path) => self.serve_file(path),
+            UiCommand::ServePattern => self.serve_pattern(),
             UiCommand::Dismiss => {
                 self.reconnect = Backoff::default();
                 self.view.dismiss();
@@ -922,6 +923,29 @@ impl PlayerApp {
         }
     }
 
+    /// Serve the live test pattern, in place of what the built-in server
+    /// served, and point the connection bar at it.
+    fn serve_pattern(&mut self) {
+        if !self
+            .link
+            .replace_server(PathBuf::from("pattern"), &mut self.server)
+        {
+            return;
+        }
+        self.view.reset_session();
+        self.video.clear();
+        self.incoming_frame = None;
+        match EmbeddedServer::start_pattern() {
+            Ok(server) => {
+                self.view.dismiss();
+                self.adopt_server(server, true);
+            }
+            Err(e) => self
+                .view
+                .report(format!("Cannot serve the test pattern: {e}")),
+        }
+    }
+
     /// Keep `server` and, if `point`, point the connection bar at it.
     fn adopt_server(&mut self, server: EmbeddedServer, point: bool) {
         let fields = &mut self.controls.fields;
@@ -936,6 +960,7 @@ impl PlayerApp {
             url: server.url(),
             file_name: server.file_name().to_owned(),
             source: server.source().map(Path::to_path_buf),
+            live: server.live(),
             preparing: server.preparing(),
             ours: false,
         });

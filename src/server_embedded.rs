@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::media::MjpegFile;
+use crate::media::live::SourceSpec;
 use crate::net::server::{
     Preparation, Preparing, Server, ServerConfig, ServerError, ServerHandle, root_and_name,
 };
@@ -16,6 +17,8 @@ pub struct EmbeddedServer {
     port: u16,
     file_name: String,
     source: Option<PathBuf>,
+    /// Serving the live test pattern, not a file.
+    live: bool,
     /// Dropped before `handle`: it holds the server's file.
     preparation: Option<Preparation>,
     handle: ServerHandle,
@@ -47,6 +50,7 @@ impl EmbeddedServer {
             port: handle.local_addr().port(),
             file_name: crate::SAMPLE_NAME.to_string(),
             source: None,
+            live: false,
             preparation: Some(handle.prepare(crate::SAMPLE_NAME)?),
             handle,
         })
@@ -77,6 +81,32 @@ impl EmbeddedServer {
             preparation: Some(handle.prepare(&name)?),
             file_name: name,
             source: Some(path.to_path_buf()),
+            live: false,
+            handle,
+        })
+    }
+
+    /// Serve the live test pattern (1280x720 at 30 fps, the frame counter
+    /// and the wall-clock time burnt in) as `pattern`, on 127.0.0.1 with
+    /// a free port. It runs while someone watches.
+    pub fn start_pattern() -> Result<Self, ServerError> {
+        let spec = SourceSpec::parse("pattern=testpattern").map_err(|e| ServerError::Media {
+            path: PathBuf::from("pattern"),
+            reason: e.to_string(),
+        })?;
+        let name = spec.name.clone();
+        let config = ServerConfig {
+            root: None,
+            live: vec![spec],
+            ..loopback_config()
+        };
+        let handle = Server::bind(config)?.spawn();
+        Ok(EmbeddedServer {
+            port: handle.local_addr().port(),
+            preparation: None,
+            file_name: name,
+            source: None,
+            live: true,
             handle,
         })
     }
@@ -109,6 +139,11 @@ impl EmbeddedServer {
     }
 
     /// The stream as a URL.
+    /// Whether it serves the live test pattern.
+    pub fn live(&self) -> bool {
+        self.live
+    }
+
     pub fn url(&self) -> String {
         format!("rtsp://127.0.0.1:{}/{}", self.port, self.file_name)
     }

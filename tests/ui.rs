@@ -1977,3 +1977,28 @@ fn tpc3_plays_from_our_server_in_the_window() {
         harness.state().view().errors
     );
 }
+
+#[test]
+fn serve_test_pattern_plays_the_live_source_at_once() {
+    let mut harness = live();
+    click(&mut harness, "Serve test pattern");
+    let server = harness.state().view().server.clone().expect("serving");
+    assert!(server.live, "{server:?}");
+    assert!(server.url.ends_with("/pattern"), "{}", server.url);
+    assert_eq!(value(&harness, "File"), "pattern");
+    set_text(&mut harness, "RTP port", "0");
+    click(&mut harness, "SETUP");
+    wait_for_state(&mut harness, State::Ready);
+    click(&mut harness, "PLAY");
+    wait_until(&mut harness, "live frames", |app| {
+        app.view()
+            .frame
+            .is_some_and(|f| f.number > 5 && (f.width, f.height) == (1280, 720))
+    });
+    assert!(
+        harness.state().view().timeline.length_ms.is_none(),
+        "live: no length, no seek bar"
+    );
+    click(&mut harness, "TEARDOWN");
+    wait_for_state(&mut harness, State::Init);
+}

@@ -31,6 +31,16 @@ impl ServeBar {
             {
                 command = Some(UiCommand::PickFile);
             }
+            if ui
+                .button("Serve test pattern")
+                .on_hover_text(
+                    "A live source: a moving 1280x720 pattern at 30 frames a second with \
+                     a frame counter and the clock burnt in, made while someone watches.",
+                )
+                .clicked()
+            {
+                command = Some(UiCommand::ServePattern);
+            }
             let label = ui.label("Path to serve");
             let field = ui
                 .add(
@@ -54,6 +64,7 @@ impl ServeBar {
         if let Some(server) = &view.server {
             ui.horizontal_wrapped(|ui| {
                 let what = match &server.source {
+                    _ if server.live => format!("the live test pattern ({})", server.file_name),
                     Some(_) => server.file_name.clone(),
                     None => format!("the sample clip ({})", server.file_name),
                 };

@@ -37,6 +37,8 @@ pub enum UiCommand {
     Client(ClientCommand),
     /// Open the native file dialog (on a worker thread).
     PickFile,
+    /// Serve the live test pattern with the built-in server.
+    ServePattern,
     /// Serve this file with the embedded server.
     ServeFile(PathBuf),
     /// Hide the error and notice lines.
@@ -160,6 +162,8 @@ pub struct ServerInfo {
     pub file_name: String,
     /// The served file, or None for the bundled sample.
     pub source: Option<PathBuf>,
+    /// The live test pattern, not a file.
+    pub live: bool,
     /// What the server is doing to get the file ready, while it does.
     pub preparing: Option<Preparing>,
     /// The session in this window plays from this server (so a slow reply
