@@ -73,7 +73,15 @@ fn run(viewers: usize, seconds: f64) -> Run {
     let empty = std::env::temp_dir().join(format!("streamlab-live-cpu-{}", std::process::id()));
     std::fs::create_dir_all(&empty).expect("a temporary folder");
     let mut child = Command::new(bin)
-        .args(["serve", "0", "--bind", "127.0.0.1", "--source", SPEC, "--root"])
+        .args([
+            "serve",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--source",
+            SPEC,
+            "--root",
+        ])
         .arg(&empty)
         .stderr(Stdio::piped())
         .spawn()

@@ -2,6 +2,7 @@
 //! one and raw concatenated JPEG), the moving test pattern, and small JPEG
 //! inspection helpers.
 
+pub mod camera;
 pub mod decode;
 pub mod jpeg;
 pub mod library;

@@ -505,6 +505,19 @@ pub fn make_headers(
         0x11,
         chroma_table,
     ]);
+    standard_huffman_segments(&mut h);
+    if restart_interval != 0 {
+        h.extend_from_slice(&[0xff, 0xdd, 0, 4]);
+        h.extend_from_slice(&restart_interval.to_be_bytes());
+    }
+    h.extend_from_slice(&[0xff, 0xda, 0, 12, 3, 0, 0x00, 1, 0x11, 2, 0x11, 0, 63, 0]);
+    h
+}
+
+/// The four DHT segments of JPEG Annex K's standard Huffman tables (luma
+/// and chroma, DC and AC), as RFC 2435 receivers assume them: what a
+/// rebuilt header holds, and what a camera's MJPEG without tables needs.
+pub fn standard_huffman_segments(out: &mut Vec<u8>) {
     for (class_id, bits, vals) in [
         (0x00, &LUM_DC_BITS[..], &LUM_DC_VALS[..]),
         (0x10, &LUM_AC_BITS[..], &LUM_AC_VALS[..]),
@@ -512,18 +525,12 @@ pub fn make_headers(
         (0x11, &CHM_AC_BITS[..], &CHM_AC_VALS[..]),
     ] {
         let len = 2 + 1 + bits.len() + vals.len();
-        h.extend_from_slice(&[0xff, 0xc4]);
-        h.extend_from_slice(&(len as u16).to_be_bytes());
-        h.push(class_id);
-        h.extend_from_slice(bits);
-        h.extend_from_slice(vals);
+        out.extend_from_slice(&[0xff, 0xc4]);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.push(class_id);
+        out.extend_from_slice(bits);
+        out.extend_from_slice(vals);
     }
-    if restart_interval != 0 {
-        h.extend_from_slice(&[0xff, 0xdd, 0, 4]);
-        h.extend_from_slice(&restart_interval.to_be_bytes());
-    }
-    h.extend_from_slice(&[0xff, 0xda, 0, 12, 3, 0, 0x00, 1, 0x11, 2, 0x11, 0, 63, 0]);
-    h
 }
 
 /// Natural-order index of each zigzag position.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{info, warn};
 
+use crate::media::camera::{CameraError, Capture, open_v4l2, to_rtp_jpeg};
 use crate::media::live::{SourceKind, SourceSpec, pattern_frame};
 use crate::protocol::sender::VIDEO_CLOCK;
 
@@ -49,8 +50,15 @@ struct State {
     failed: Option<String>,
 }
 
+/// Opens a camera by its device path (V4L2, or a double in tests).
+pub type CameraOpener = Arc<dyn Fn(&str) -> Result<Box<dyn Capture>, CameraError> + Send + Sync>;
+
+/// JPEG quality of camera frames that must be encoded here.
+const CAMERA_QUALITY: u8 = 85;
+
 struct Shared {
     spec: SourceSpec,
+    open_camera: CameraOpener,
     ts_base: u32,
     state: Mutex<State>,
     wake: Condvar,
@@ -73,9 +81,16 @@ impl std::fmt::Debug for LiveSource {
 
 impl LiveSource {
     pub fn new(spec: SourceSpec) -> LiveSource {
+        LiveSource::with_camera(spec, Arc::new(|device: &str| open_v4l2(device)))
+    }
+
+    /// A source whose cameras open through `open_camera` (the device
+    /// double of the tests).
+    pub fn with_camera(spec: SourceSpec, open_camera: CameraOpener) -> LiveSource {
         LiveSource {
             shared: Arc::new(Shared {
                 spec,
+                open_camera,
                 ts_base: rand::random(),
                 state: Mutex::new(State::default()),
                 wake: Condvar::new(),
@@ -234,6 +249,13 @@ impl LiveViewer {
 fn produce(shared: &Shared) {
     let spec = &shared.spec;
     let p = period(spec.fps);
+    let mut camera = match &spec.kind {
+        SourceKind::TestPattern => None,
+        SourceKind::Camera { device } => match (shared.open_camera)(device) {
+            Ok(c) => Some(c),
+            Err(e) => return stopped(shared, e.to_string()),
+        },
+    };
     loop {
         let (index, due) = {
             let mut st = shared.lock();
@@ -263,15 +285,17 @@ fn produce(shared: &Shared) {
                     .0;
             }
         }
-        let made = match &spec.kind {
-            SourceKind::TestPattern => {
-                pattern_frame(index, spec.width, spec.height, SystemTime::now())
-                    .map_err(|e| e.to_string())
-            }
-            SourceKind::Camera { device } => Err(format!(
-                "no camera at {device}: this build reads no V4L2 devices yet"
-            )),
+        let made = match camera.as_mut() {
+            None => pattern_frame(index, spec.width, spec.height, SystemTime::now())
+                .map_err(|e| e.to_string()),
+            Some(c) => c
+                .next_frame()
+                .map_err(|e| e.to_string())
+                .and_then(|f| to_rtp_jpeg(&f, CAMERA_QUALITY)),
         };
+        if let Err(why) = made {
+            return stopped(shared, why);
+        }
         let mut st = shared.lock();
         match made {
             Ok(jpeg) => {
@@ -284,20 +308,24 @@ fn produce(shared: &Shared) {
                 }
                 st.next = index + 1;
             }
-            Err(why) => {
-                warn!(source = %spec.name, "live source stopped: {why}");
-                st.running = false;
-                st.failed = Some(why);
-                st.frames.clear();
-                return;
-            }
+            Err(_) => return,
         }
     }
+}
+
+/// The source stopped by itself: said once, and kept for its viewers.
+fn stopped(shared: &Shared, why: String) {
+    warn!(source = %shared.spec.name, "live source stopped: {why}");
+    let mut st = shared.lock();
+    st.running = false;
+    st.failed = Some(why);
+    st.frames.clear();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::camera::{CameraFrame, PixelFormat, Replay};
     use crate::media::live::SourceSpec;
 
     #[test]
@@ -334,6 +362,47 @@ mod tests {
         let c = source.join().unwrap();
         assert!(c.live_edge() > first.index);
         drop(c);
+        source.shut_down();
+    }
+
+    fn yuyv(w: u16, h: u16, y: u8) -> CameraFrame {
+        CameraFrame {
+            format: PixelFormat::Yuyv,
+            width: w,
+            height: h,
+            bytes: [y, 128, y, 128].repeat(usize::from(w) * usize::from(h) / 2),
+        }
+    }
+
+    #[test]
+    fn a_camera_through_the_device_double_is_shared_and_its_unplugging_said() {
+        let spec = SourceSpec::parse("cam=camera:/dev/video0:64x48@50").unwrap();
+        let opener: CameraOpener = Arc::new(|device: &str| {
+            let frames = vec![yuyv(64, 48, 60), yuyv(64, 48, 200)];
+            Ok(Box::new(
+                Replay::new(frames).failing_after(20, CameraError::Unplugged(device.into())),
+            ) as Box<dyn Capture>)
+        });
+        let source = LiveSource::with_camera(spec, opener);
+        let v = source.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let first = loop {
+            if let Some(f) = v.frame_from(0) {
+                break f;
+            }
+            assert!(Instant::now() < deadline, "no frame from the camera");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let c = crate::protocol::rtp_jpeg::carriable(&first.jpeg).expect("4:2:0 for RTP");
+        assert_eq!((c.width, c.height), (64, 48));
+        let why = loop {
+            if let Some(w) = v.failure() {
+                break w;
+            }
+            assert!(Instant::now() < deadline, "the unplugging went unsaid");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(why.contains("/dev/video0 was unplugged"), "{why}");
         source.shut_down();
     }
 
