@@ -101,18 +101,22 @@ impl Capture for Replay {
     }
 }
 
-/// Open the V4L2 camera at `device`. Reading V4L2 devices is not built
-/// yet: a path with nothing there says so, and an existing one is
-/// refused in words rather than misread.
-pub fn open_v4l2(device: &str) -> Result<Box<dyn Capture>, CameraError> {
-    if !std::path::Path::new(device).exists() {
-        return Err(CameraError::NoDevice(device.to_string()));
-    }
-    Err(CameraError::Format {
-        path: device.to_string(),
-        asked: "frames to this build of Streamlab".into(),
-        offers: "only what V4L2 capture (not built yet) would read".into(),
-    })
+/// Open the V4L2 camera at `device` for `width`x`height` at `fps`.
+#[cfg(target_os = "linux")]
+pub fn open_v4l2(
+    device: &str,
+    width: u16,
+    height: u16,
+    fps: u32,
+) -> Result<Box<dyn Capture>, CameraError> {
+    let camera = crate::media::v4l2::V4l2Camera::open(device, width, height, fps)?;
+    Ok(Box::new(camera))
+}
+
+/// Cameras are read through V4L2, which only Linux has.
+#[cfg(not(target_os = "linux"))]
+pub fn open_v4l2(device: &str, _: u16, _: u16, _: u32) -> Result<Box<dyn Capture>, CameraError> {
+    Err(CameraError::NoDevice(device.to_string()))
 }
 
 /// `frame` as a JPEG that RFC 2435 carries (and the lab's payload too).
@@ -319,7 +323,7 @@ mod tests {
     #[test]
     fn errors_say_what_to_do() {
         assert!(
-            open_v4l2("/dev/streamlab-no-such-camera")
+            open_v4l2("/dev/streamlab-no-such-camera", 640, 480, 30)
                 .err()
                 .unwrap()
                 .to_string()

@@ -11,5 +11,7 @@ pub mod mjpeg_file;
 pub mod pattern;
 pub mod reencode;
 pub mod rtp_ready;
+#[cfg(target_os = "linux")]
+pub mod v4l2;
 
 pub use mjpeg_file::{Framing, MediaError, MjpegFile, SkippedFrame};

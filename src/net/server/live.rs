@@ -51,7 +51,8 @@ struct State {
 }
 
 /// Opens a camera by its device path (V4L2, or a double in tests).
-pub type CameraOpener = Arc<dyn Fn(&str) -> Result<Box<dyn Capture>, CameraError> + Send + Sync>;
+pub type CameraOpener =
+    Arc<dyn Fn(&str, u16, u16, u32) -> Result<Box<dyn Capture>, CameraError> + Send + Sync>;
 
 /// JPEG quality of camera frames that must be encoded here.
 const CAMERA_QUALITY: u8 = 85;
@@ -81,7 +82,7 @@ impl std::fmt::Debug for LiveSource {
 
 impl LiveSource {
     pub fn new(spec: SourceSpec) -> LiveSource {
-        LiveSource::with_camera(spec, Arc::new(|device: &str| open_v4l2(device)))
+        LiveSource::with_camera(spec, Arc::new(open_v4l2))
     }
 
     /// A source whose cameras open through `open_camera` (the device
@@ -251,10 +252,12 @@ fn produce(shared: &Shared) {
     let p = period(spec.fps);
     let mut camera = match &spec.kind {
         SourceKind::TestPattern => None,
-        SourceKind::Camera { device } => match (shared.open_camera)(device) {
-            Ok(c) => Some(c),
-            Err(e) => return stopped(shared, e.to_string()),
-        },
+        SourceKind::Camera { device } => {
+            match (shared.open_camera)(device, spec.width, spec.height, spec.fps) {
+                Ok(c) => Some(c),
+                Err(e) => return stopped(shared, e.to_string()),
+            }
+        }
     };
     loop {
         let (index, due) = {
@@ -377,7 +380,7 @@ mod tests {
     #[test]
     fn a_camera_through_the_device_double_is_shared_and_its_unplugging_said() {
         let spec = SourceSpec::parse("cam=camera:/dev/video0:64x48@50").unwrap();
-        let opener: CameraOpener = Arc::new(|device: &str| {
+        let opener: CameraOpener = Arc::new(|device: &str, _, _, _| {
             let frames = vec![yuyv(64, 48, 60), yuyv(64, 48, 200)];
             Ok(Box::new(
                 Replay::new(frames).failing_after(20, CameraError::Unplugged(device.into())),
