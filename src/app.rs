@@ -192,6 +192,7 @@ impl PlayerApp {
         settings: Option<Settings>,
     ) -> PlayerApp {
         let mut app = PlayerApp::with_link(Link::live(ctx));
+        app.serve_bar.cameras = crate::media::camera::list_cameras();
         // A target kept from last time wins over the sample (whose port
         // changes every run); a file named on the command line does not.
         let keep_target = settings.as_ref().is_some_and(|s| s.target.is_some());
@@ -755,6 +756,7 @@ impl PlayerApp {
             }
             UiCommand::ServeFile(path) => self.serve_file(path),
             UiCommand::ServePattern => self.serve_pattern(),
+            UiCommand::ServeCamera { device, size, fps } => self.serve_camera(&device, &size, fps),
             UiCommand::Dismiss => {
                 self.reconnect = Backoff::default();
                 self.view.dismiss();
@@ -943,6 +945,29 @@ impl PlayerApp {
             Err(e) => self
                 .view
                 .report(format!("Cannot serve the test pattern: {e}")),
+        }
+    }
+
+    /// Serve the camera at `device`, as [`Self::serve_pattern`] does the
+    /// pattern.
+    fn serve_camera(&mut self, device: &str, size: &str, fps: u32) {
+        if !self
+            .link
+            .replace_server(PathBuf::from(device), &mut self.server)
+        {
+            return;
+        }
+        self.view.reset_session();
+        self.video.clear();
+        self.incoming_frame = None;
+        match EmbeddedServer::start_camera(device, size, fps) {
+            Ok(server) => {
+                self.view.dismiss();
+                self.adopt_server(server, true);
+            }
+            Err(e) => self
+                .view
+                .report(format!("Cannot serve the camera {device}: {e}")),
         }
     }
 

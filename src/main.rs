@@ -98,7 +98,8 @@ enum Command {
         #[arg(long, default_value = "Streamlab")]
         realm: String,
         /// A live source at rtsp://HOST:PORT/NAME (repeatable):
-        /// NAME=testpattern[:WxH][@FPS] (default 1280x720@30).
+        /// NAME=testpattern[:WxH][@FPS] (default 1280x720@30) or
+        /// NAME=camera[:/dev/videoN][:WxH][@FPS] (V4L2).
         #[arg(long = "source", value_name = "NAME=SPEC", value_parser = SourceSpec::parse)]
         sources: Vec<SourceSpec>,
     },

@@ -90,8 +90,19 @@ impl EmbeddedServer {
     /// and the wall-clock time burnt in) as `pattern`, on 127.0.0.1 with
     /// a free port. It runs while someone watches.
     pub fn start_pattern() -> Result<Self, ServerError> {
-        let spec = SourceSpec::parse("pattern=testpattern").map_err(|e| ServerError::Media {
-            path: PathBuf::from("pattern"),
+        Self::start_live("pattern=testpattern")
+    }
+
+    /// Serve the V4L2 camera at `device` as `camera` at `size` and `fps`
+    /// (`1280x720`), on 127.0.0.1 with a free port. It runs while someone
+    /// watches; a camera that cannot be read says why at the first SETUP.
+    pub fn start_camera(device: &str, size: &str, fps: u32) -> Result<Self, ServerError> {
+        Self::start_live(&format!("camera=camera:{device}:{size}@{fps}"))
+    }
+
+    fn start_live(arg: &str) -> Result<Self, ServerError> {
+        let spec = SourceSpec::parse(arg).map_err(|e| ServerError::Media {
+            path: PathBuf::from(arg),
             reason: e.to_string(),
         })?;
         let name = spec.name.clone();

@@ -2002,3 +2002,21 @@ fn serve_test_pattern_plays_the_live_source_at_once() {
     click(&mut harness, "TEARDOWN");
     wait_for_state(&mut harness, State::Init);
 }
+
+#[test]
+fn serve_camera_is_offered_only_when_a_camera_is_found() {
+    let mut harness = fixture(State::Init);
+    // No camera on a machine without /dev/video*: said, not offered.
+    assert!(
+        shown_anywhere(&harness, "no camera found").len() == 1,
+        "{:?}",
+        shown_anywhere(&harness, "camera")
+    );
+    assert!(!enabled(&harness, "Serve camera"));
+    click(&mut harness, "Serve test pattern");
+    assert_eq!(
+        harness.state_mut().take_serve_requests(),
+        vec![PathBuf::from("pattern")],
+        "the test pattern goes to the built-in server"
+    );
+}

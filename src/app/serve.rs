@@ -13,13 +13,70 @@ use crate::net::server::{PREPARED_SECONDS, Preparing};
 /// How often the bar moves while the server prepares.
 const PROGRESS_REPAINT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The serve bar's state: the typed path.
+/// Sizes and rates offered for a camera (most USB cameras give these).
+const CAMERA_MODES: [(&str, u32); 4] = [
+    ("640x480", 30),
+    ("1280x720", 30),
+    ("1920x1080", 30),
+    ("320x240", 30),
+];
+
+/// The serve bar's state: the typed path, the cameras found and the one
+/// picked with its size and rate.
 #[derive(Debug, Clone, Default)]
 pub struct ServeBar {
     pub path: String,
+    /// V4L2 devices found (path, name), looked for again on a click.
+    pub cameras: Vec<(String, String)>,
+    pub camera: usize,
+    pub mode: usize,
 }
 
 impl ServeBar {
+    /// The camera picker and its Serve button.
+    fn camera_ui(&mut self, ui: &mut egui::Ui) -> Option<UiCommand> {
+        let shown = self.cameras.get(self.camera).map_or_else(
+            || "no camera found".to_owned(),
+            |(path, name)| format!("{name} ({path})"),
+        );
+        let label = ui.label("Camera");
+        let combo = egui::ComboBox::from_id_salt("camera-picker")
+            .selected_text(shown)
+            .show_ui(ui, |ui| {
+                for (i, (path, name)) in self.cameras.iter().enumerate() {
+                    ui.selectable_value(&mut self.camera, i, format!("{name} ({path})"));
+                }
+            });
+        if combo.response.labelled_by(label.id).clicked() {
+            self.cameras = crate::media::camera::list_cameras();
+        }
+        let picked = self.cameras.get(self.camera).cloned();
+        let (size, fps) = CAMERA_MODES[self.mode.min(CAMERA_MODES.len() - 1)];
+        let label = ui.label("at");
+        egui::ComboBox::from_id_salt("camera-mode")
+            .selected_text(format!("{size} @ {fps}"))
+            .show_ui(ui, |ui| {
+                for (i, (s, f)) in CAMERA_MODES.iter().enumerate() {
+                    ui.selectable_value(&mut self.mode, i, format!("{s} @ {f}"));
+                }
+            })
+            .response
+            .labelled_by(label.id);
+        let clicked = ui
+            .add_enabled(picked.is_some(), egui::Button::new("Serve camera"))
+            .on_hover_text("Serve this camera through the built-in server, while someone watches.")
+            .on_disabled_hover_text(
+                "No V4L2 camera found (/dev/video*); plug one in and open the list again.",
+            )
+            .clicked();
+        let device = picked?.0;
+        clicked.then(|| UiCommand::ServeCamera {
+            device,
+            size: size.to_owned(),
+            fps,
+        })
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {
         let mut command = None;
         ui.horizontal_wrapped(|ui| {
@@ -40,6 +97,9 @@ impl ServeBar {
                 .clicked()
             {
                 command = Some(UiCommand::ServePattern);
+            }
+            if let Some(c) = self.camera_ui(ui) {
+                command = Some(c);
             }
             let label = ui.label("Path to serve");
             let field = ui

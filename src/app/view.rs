@@ -39,6 +39,12 @@ pub enum UiCommand {
     PickFile,
     /// Serve the live test pattern with the built-in server.
     ServePattern,
+    /// Serve a V4L2 camera with the built-in server.
+    ServeCamera {
+        device: String,
+        size: String,
+        fps: u32,
+    },
     /// Serve this file with the embedded server.
     ServeFile(PathBuf),
     /// Hide the error and notice lines.

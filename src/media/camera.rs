@@ -101,6 +101,14 @@ impl Capture for Replay {
     }
 }
 
+/// The V4L2 cameras here: path and the name the driver gives.
+pub fn list_cameras() -> Vec<(String, String)> {
+    #[cfg(target_os = "linux")]
+    return crate::media::v4l2::list_cameras();
+    #[cfg(not(target_os = "linux"))]
+    return Vec::new();
+}
+
 /// Open the V4L2 camera at `device` for `width`x`height` at `fps`.
 #[cfg(target_os = "linux")]
 pub fn open_v4l2(
