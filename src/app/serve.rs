@@ -88,19 +88,6 @@ impl ServeBar {
             {
                 command = Some(UiCommand::PickFile);
             }
-            if ui
-                .button("Serve test pattern")
-                .on_hover_text(
-                    "A live source: a moving 1280x720 pattern at 30 frames a second with \
-                     a frame counter and the clock burnt in, made while someone watches.",
-                )
-                .clicked()
-            {
-                command = Some(UiCommand::ServePattern);
-            }
-            if let Some(c) = self.camera_ui(ui) {
-                command = Some(c);
-            }
             let label = ui.label("Path to serve");
             let field = ui
                 .add(
@@ -119,6 +106,22 @@ impl ServeBar {
                 .clicked();
             if (clicked || entered) && !typed.is_empty() {
                 command = Some(UiCommand::ServeFile(PathBuf::from(typed)));
+            }
+        });
+        // Live sources: the pattern and the cameras found.
+        ui.horizontal_wrapped(|ui| {
+            if ui
+                .button("Serve test pattern")
+                .on_hover_text(
+                    "A live source: a moving 1280x720 pattern at 30 frames a second with \
+                     a frame counter and the clock burnt in, made while someone watches.",
+                )
+                .clicked()
+            {
+                command = Some(UiCommand::ServePattern);
+            }
+            if let Some(c) = self.camera_ui(ui) {
+                command = Some(c);
             }
         });
         if let Some(server) = &view.server {
