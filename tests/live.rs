@@ -262,3 +262,26 @@ fn the_labs_dialect_plays_a_live_source_by_name() {
     assert!(j["frames"].as_u64().unwrap() >= 30, "{j}");
     assert_eq!(j["dropped_total"], 0, "{j}");
 }
+
+#[test]
+fn tpc3_plays_a_live_source_by_name_every_datagram_checked() {
+    let server = live_server();
+    let port = server.local_addr().port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_streamlab"))
+        .args([
+            "probe",
+            "127.0.0.1",
+            &port,
+            "0",
+            "pattern",
+            "--dialect",
+            "tpc3",
+        ])
+        .args(["--frames", "30", "--json"])
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(j["frames"].as_u64().unwrap() >= 30, "{j}");
+    // SSRC = the session id, sequence from 1, PT 26: nothing refused.
+    assert_eq!(j["dropped_total"], 0, "{j}");
+}

@@ -103,7 +103,7 @@ impl Host<'_> {
 
 impl ServerHost for Host<'_> {
     fn open(&mut self, path: &str) -> Result<MediaInfo, String> {
-        if let Some(source) = self.shared.live.iter().find(|s| s.spec().name == path) {
+        if let Some(source) = self.shared.live_source(path) {
             let spec = source.spec();
             let info = MediaInfo {
                 width: spec.width,

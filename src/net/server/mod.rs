@@ -476,6 +476,11 @@ impl Shared {
     }
 
     /// Why a new session is refused, if it is.
+    /// The live source named `name`, if the server has one.
+    fn live_source(&self, name: &str) -> Option<&live::LiveSource> {
+        self.live.iter().find(|s| s.spec().name == name)
+    }
+
     fn over_session_cap(&self) -> Option<String> {
         let max = self.config.max_sessions;
         if max > 0 && self.sessions.load(Ordering::SeqCst) >= max {

@@ -25,10 +25,12 @@ struct Files<'a> {
 
 impl Tpc3Host for Files<'_> {
     fn has_file(&mut self, file: &str) -> bool {
-        self.shared
-            .library
-            .open(file)
-            .is_ok_and(|f| matches!(f.frame(0), Ok(Some(_))))
+        self.shared.live_source(file).is_some()
+            || self
+                .shared
+                .library
+                .open(file)
+                .is_ok_and(|f| matches!(f.frame(0), Ok(Some(_))))
     }
 
     fn new_session_id(&mut self) -> u32 {
@@ -154,7 +156,11 @@ fn start(
     if let Some(why) = shared.over_session_cap() {
         return Err(why);
     }
-    let opened = shared.library.open(file).map_err(|e| e.to_string())?;
+    // A live source by its name: on until the client closes.
+    let source = match shared.live_source(file) {
+        Some(live) => Source::Live(live.join()?),
+        None => Source::Lab(shared.library.open(file).map_err(|e| e.to_string())?),
+    };
     let info = SessionInfo {
         id: session.to_string(),
         path: file.to_string(),
@@ -167,14 +173,7 @@ fn start(
         dialect: Dialect::Lab,
         setup_url: String::new(),
     };
-    let (media, _) = MediaSender::start(
-        shared,
-        &info,
-        Source::Lab(opened),
-        addrs,
-        writer.clone(),
-        false,
-    )
-    .map_err(|e| format!("cannot open an RTP socket: {e}"))?;
+    let (media, _) = MediaSender::start(shared, &info, source, addrs, writer.clone(), false)
+        .map_err(|e| format!("cannot open an RTP socket: {e}"))?;
     Ok(media)
 }
