@@ -285,3 +285,54 @@ fn tpc3_plays_a_live_source_by_name_every_datagram_checked() {
     // SSRC = the session id, sequence from 1, PT 26: nothing refused.
     assert_eq!(j["dropped_total"], 0, "{j}");
 }
+
+#[test]
+fn a_camera_unplugged_while_streaming_ends_its_sessions_and_the_server_lives_on() {
+    use streamlab::media::camera::{CameraError, CameraFrame, Capture, PixelFormat, Replay};
+    use streamlab::net::server::Cameras;
+    // The device double: YUYV frames, then unplugged after 15.
+    let cameras = Cameras(Arc::new(|device: &str, w, h, _| {
+        let frame = CameraFrame {
+            format: PixelFormat::Yuyv,
+            width: w,
+            height: h,
+            bytes: [90u8, 128, 90, 128].repeat(usize::from(w) * usize::from(h) / 2),
+        };
+        Ok(Box::new(
+            Replay::new(vec![frame]).failing_after(15, CameraError::Unplugged(device.into())),
+        ) as Box<dyn Capture>)
+    }));
+    let server = server_with(ServerConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        root: None,
+        live: vec![
+            SourceSpec::parse("cam=camera:/dev/video0:64x48@20").unwrap(),
+            SourceSpec::parse("pattern=testpattern:320x240@30").unwrap(),
+        ],
+        cameras: Some(cameras),
+        ..ServerConfig::default()
+    });
+    let probe = |name: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_streamlab"))
+            .args(["probe", &format!("rtsp://{}/{name}", server.local_addr())])
+            .args(["--seconds", "10", "--frames", "20", "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let cam = probe("cam");
+    let frames = cam["frames"].as_u64().unwrap();
+    assert!(
+        (1..=15).contains(&frames),
+        "the camera's frames, then nothing: {cam}"
+    );
+    assert!(
+        cam["errors"]
+            .to_string()
+            .contains("the server closed the RTSP connection"),
+        "the session ended: {cam}"
+    );
+    // The server lives on: the other source plays.
+    let pattern = probe("pattern");
+    assert!(pattern["frames"].as_u64().unwrap() >= 20, "{pattern}");
+}

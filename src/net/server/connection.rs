@@ -24,6 +24,9 @@ use crate::protocol::server::{
 };
 use crate::protocol::tpc3::{self, Opening};
 
+/// How often a live session looks whether its source failed.
+const LIVE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The writing half of an RTSP connection, shared by replies and
 /// interleaved media.
 pub(super) type Writer = Arc<ConnectionWriter>;
@@ -303,9 +306,14 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     // The bytes read to tell are the first input.
     let mut opening_input = Some(first);
     loop {
-        let wait = conn
+        let mut wait = conn
             .poll_timeout()
             .map(|t| t.saturating_duration_since(Instant::now()));
+        if host.live.is_some() && host.media.is_some() {
+            // A live session looks at its source now and then: a camera
+            // unplugged ends the session.
+            wait = Some(wait.map_or(LIVE_CHECK, |w| w.min(LIVE_CHECK)));
+        }
         let input = match (opening_input.take(), wait) {
             (Some(bytes), _) => {
                 buf[..bytes.len()].copy_from_slice(&bytes);
@@ -375,6 +383,15 @@ pub(super) fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
             }
         }
         if close || conn.is_closed() {
+            break;
+        }
+        if host.media.is_some()
+            && let Some(why) = host.live.as_ref().and_then(LiveSource::failure)
+        {
+            // RTSP 1.0 has no way to tell a client its source is gone but
+            // closing: its player says the server went away, and a new
+            // SETUP tries the source again.
+            warn!(%peer, session = ?conn.session().map(|s| s.id.clone()), "the live source stopped ({why}); ending the session and closing the connection");
             break;
         }
     }

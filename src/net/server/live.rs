@@ -54,6 +54,16 @@ struct State {
 pub type CameraOpener =
     Arc<dyn Fn(&str, u16, u16, u32) -> Result<Box<dyn Capture>, CameraError> + Send + Sync>;
 
+/// How a server opens its cameras: V4L2, or a device double (tests).
+#[derive(Clone)]
+pub struct Cameras(pub CameraOpener);
+
+impl std::fmt::Debug for Cameras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cameras(..)")
+    }
+}
+
 /// JPEG quality of camera frames that must be encoded here.
 const CAMERA_QUALITY: u8 = 85;
 
@@ -160,6 +170,12 @@ impl LiveSource {
     /// Whether the source's thread is making frames.
     pub fn running(&self) -> bool {
         self.shared.lock().running
+    }
+
+    /// Why the source stopped by itself, while it is stopped.
+    pub fn failure(&self) -> Option<String> {
+        let st = self.shared.lock();
+        (!st.running).then(|| st.failed.clone()).flatten()
     }
 }
 

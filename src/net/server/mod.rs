@@ -96,6 +96,8 @@ pub struct ServerConfig {
     pub users: Option<Users>,
     /// Live sources, each served under its name (`--source NAME=SPEC`).
     pub live: Vec<SourceSpec>,
+    /// How cameras are opened; None: V4L2 (tests give a device double).
+    pub cameras: Option<Cameras>,
 }
 
 /// What a watcher ([`ServerConfig::observer`]) sees. Connections are
@@ -175,10 +177,12 @@ impl Default for ServerConfig {
             observer: None,
             users: None,
             live: Vec::new(),
+            cameras: None,
         }
     }
 }
 
+pub use live::{CameraOpener, Cameras};
 pub use media::STANDARD_MAX_PAYLOAD;
 pub use prepare::{PREPARED_SECONDS, Preparation, Preparing};
 
@@ -244,6 +248,7 @@ impl Server {
         })?;
         let users = config.users.clone();
         let live_specs = config.live.clone();
+        let cameras = config.cameras.clone();
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -259,7 +264,13 @@ impl Server {
                 next_connection: AtomicU64::new(1),
                 sessions: AtomicUsize::new(0),
                 guard: users.map(|u| Mutex::new(Guard::new(u, rand::random()))),
-                live: live_specs.into_iter().map(live::LiveSource::new).collect(),
+                live: live_specs
+                    .into_iter()
+                    .map(|s| match &cameras {
+                        Some(c) => live::LiveSource::with_camera(s, c.0.clone()),
+                        None => live::LiveSource::new(s),
+                    })
+                    .collect(),
             }),
         })
     }
