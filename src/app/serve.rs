@@ -13,12 +13,13 @@ use crate::net::server::{PREPARED_SECONDS, Preparing};
 /// How often the bar moves while the server prepares.
 const PROGRESS_REPAINT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Sizes and rates offered for a camera (most USB cameras give these).
-const CAMERA_MODES: [(&str, u32); 4] = [
-    ("640x480", 30),
-    ("1280x720", 30),
-    ("1920x1080", 30),
-    ("320x240", 30),
+/// Sizes and rates offered for a camera that lists none (most USB
+/// cameras give these).
+const CAMERA_MODES: [(u16, u16, u32); 4] = [
+    (640, 480, 30),
+    (1280, 720, 30),
+    (1920, 1080, 30),
+    (320, 240, 30),
 ];
 
 /// The serve bar's state: the typed path, the cameras found and the one
@@ -30,6 +31,9 @@ pub struct ServeBar {
     pub cameras: Vec<(String, String)>,
     pub camera: usize,
     pub mode: usize,
+    /// What the picked camera offers, and which camera that was.
+    pub modes: Vec<(u16, u16, u32)>,
+    modes_of: Option<String>,
 }
 
 impl ServeBar {
@@ -51,17 +55,33 @@ impl ServeBar {
             self.cameras = crate::media::camera::list_cameras();
         }
         let picked = self.cameras.get(self.camera).cloned();
-        let (size, fps) = CAMERA_MODES[self.mode.min(CAMERA_MODES.len() - 1)];
+        // The sizes and rates the picked camera says it gives.
+        let device = picked.as_ref().map(|(p, _)| p.clone());
+        if device != self.modes_of {
+            self.modes = device
+                .as_deref()
+                .map(crate::media::camera::list_modes)
+                .unwrap_or_default();
+            self.modes_of = device;
+            self.mode = 0;
+        }
+        let modes: &[(u16, u16, u32)] = if self.modes.is_empty() {
+            &CAMERA_MODES
+        } else {
+            &self.modes
+        };
+        let (w, h, fps) = modes[self.mode.min(modes.len() - 1)];
         let label = ui.label("at");
         egui::ComboBox::from_id_salt("camera-mode")
-            .selected_text(format!("{size} @ {fps}"))
+            .selected_text(format!("{w}x{h} @ {fps}"))
             .show_ui(ui, |ui| {
-                for (i, (s, f)) in CAMERA_MODES.iter().enumerate() {
-                    ui.selectable_value(&mut self.mode, i, format!("{s} @ {f}"));
+                for (i, (mw, mh, mf)) in modes.iter().enumerate() {
+                    ui.selectable_value(&mut self.mode, i, format!("{mw}x{mh} @ {mf}"));
                 }
             })
             .response
             .labelled_by(label.id);
+        let size = format!("{w}x{h}");
         let clicked = ui
             .add_enabled(picked.is_some(), egui::Button::new("Serve camera"))
             .on_hover_text("Serve this camera through the built-in server, while someone watches.")
@@ -70,11 +90,7 @@ impl ServeBar {
             )
             .clicked();
         let device = picked?.0;
-        clicked.then(|| UiCommand::ServeCamera {
-            device,
-            size: size.to_owned(),
-            fps,
-        })
+        clicked.then_some(UiCommand::ServeCamera { device, size, fps })
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, view: &PlayerView) -> Option<UiCommand> {

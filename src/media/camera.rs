@@ -109,6 +109,18 @@ pub fn list_cameras() -> Vec<(String, String)> {
     return Vec::new();
 }
 
+/// The sizes and rates the camera at `device` offers, largest first
+/// (empty when it cannot say).
+pub fn list_modes(device: &str) -> Vec<(u16, u16, u32)> {
+    #[cfg(target_os = "linux")]
+    return crate::media::v4l2::list_modes(device);
+    #[cfg(not(target_os = "linux"))]
+    return {
+        let _ = device;
+        Vec::new()
+    };
+}
+
 /// Open the V4L2 camera at `device` for `width`x`height` at `fps`.
 #[cfg(target_os = "linux")]
 pub fn open_v4l2(

@@ -134,6 +134,31 @@ struct StreamParm {
     parm: [u32; 50],
 }
 
+#[repr(C)]
+struct FrmSizeEnum {
+    index: u32,
+    pixel_format: u32,
+    kind: u32,
+    /// The union: discrete (width, height) first, or the stepwise six.
+    size: [u32; 6],
+    reserved: [u32; 2],
+}
+
+#[repr(C)]
+struct FrmIvalEnum {
+    index: u32,
+    pixel_format: u32,
+    width: u32,
+    height: u32,
+    kind: u32,
+    /// The union: a discrete interval (numerator, denominator) first.
+    interval: [u32; 6],
+    reserved: [u32; 2],
+}
+
+const FRMSIZE_TYPE_DISCRETE: u32 = 1;
+const FRMIVAL_TYPE_DISCRETE: u32 = 1;
+
 /// `_IOC(dir, 'V', nr, size)` as the kernel's ioctl.h builds it.
 const fn ioc(dir: c_ulong, nr: c_ulong, size: usize) -> c_ulong {
     (dir << 30) | ((size as c_ulong) << 16) | ((b'V' as c_ulong) << 8) | nr
@@ -150,6 +175,8 @@ const DQBUF: c_ulong = ioc(READ | WRITE, 17, size_of::<Buffer>());
 const STREAMON: c_ulong = ioc(WRITE, 18, size_of::<c_int>());
 const STREAMOFF: c_ulong = ioc(WRITE, 19, size_of::<c_int>());
 const S_PARM: c_ulong = ioc(READ | WRITE, 22, size_of::<StreamParm>());
+const ENUM_FRAMESIZES: c_ulong = ioc(READ | WRITE, 74, size_of::<FrmSizeEnum>());
+const ENUM_FRAMEINTERVALS: c_ulong = ioc(READ | WRITE, 75, size_of::<FrmIvalEnum>());
 
 fn zeroed<T>() -> T {
     // SAFETY: only used for the plain-old-data structs above, for which
@@ -412,6 +439,75 @@ impl Drop for V4l2Camera {
     }
 }
 
+/// The sizes and rates the camera at `path` offers in the format it
+/// would be read in (MJPEG, else YUYV), largest first: (width, height,
+/// frames per second). Empty when it cannot say (or is no camera).
+pub fn list_modes(path: &str) -> Vec<(u16, u16, u32)> {
+    let Ok(c_path) = CString::new(path) else {
+        return Vec::new();
+    };
+    // SAFETY: a valid NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            c_path.as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Vec::new();
+    }
+    let mut formats = Vec::new();
+    for index in 0..64 {
+        let mut d: FmtDesc = zeroed();
+        d.index = index;
+        d.kind = BUF_TYPE_VIDEO_CAPTURE;
+        if ioctl(fd, ENUM_FMT, &mut d).is_err() {
+            break;
+        }
+        formats.push(d.pixelformat);
+    }
+    let code = [MJPG, JPEG, YUYV].into_iter().find(|c| formats.contains(c));
+    let mut modes = Vec::new();
+    if let Some(code) = code {
+        for index in 0..64 {
+            let mut s: FrmSizeEnum = zeroed();
+            s.index = index;
+            s.pixel_format = code;
+            if ioctl(fd, ENUM_FRAMESIZES, &mut s).is_err() || s.kind != FRMSIZE_TYPE_DISCRETE {
+                break;
+            }
+            let (w, h) = (s.size[0], s.size[1]);
+            let mut best = 0;
+            for i in 0..32 {
+                let mut v: FrmIvalEnum = zeroed();
+                v.index = i;
+                v.pixel_format = code;
+                v.width = w;
+                v.height = h;
+                if ioctl(fd, ENUM_FRAMEINTERVALS, &mut v).is_err()
+                    || v.kind != FRMIVAL_TYPE_DISCRETE
+                {
+                    break;
+                }
+                let (num, den) = (v.interval[0], v.interval[1]);
+                if let Some(rate) = den.checked_div(num) {
+                    best = best.max(rate);
+                }
+            }
+            if let (Ok(w), Ok(h)) = (u16::try_from(w), u16::try_from(h))
+                && best > 0
+            {
+                modes.push((w, h, best));
+            }
+        }
+    }
+    // SAFETY: our own descriptor, closed once.
+    unsafe { libc::close(fd) };
+    modes.sort_by_key(|m| std::cmp::Reverse((m.0, m.1)));
+    modes.dedup();
+    modes
+}
+
 /// The V4L2 video devices here: path and the name the driver gives.
 pub fn list_cameras() -> Vec<(String, String)> {
     let mut found: Vec<(String, String)> = std::fs::read_dir("/sys/class/video4linux")
@@ -445,6 +541,10 @@ mod tests {
         assert_eq!(size_of::<RequestBuffers>(), 20);
         assert_eq!(size_of::<Buffer>(), 88);
         assert_eq!(size_of::<StreamParm>(), 204);
+        assert_eq!(size_of::<FrmSizeEnum>(), 44);
+        assert_eq!(size_of::<FrmIvalEnum>(), 52);
+        assert_eq!(ENUM_FRAMESIZES, 0xc02c_564a);
+        assert_eq!(ENUM_FRAMEINTERVALS, 0xc034_564b);
         // The request numbers as the kernel headers give them.
         assert_eq!(QUERYCAP, 0x8068_5600);
         assert_eq!(ENUM_FMT, 0xc040_5602);
@@ -471,5 +571,9 @@ mod tests {
         // A device that is not a video device at all.
         let e = V4l2Camera::open("/dev/null", 640, 480, 30).err().unwrap();
         assert_eq!(e, CameraError::NoDevice("/dev/null".into()));
+        assert!(
+            list_modes("/dev/null").is_empty(),
+            "no modes from what is no camera"
+        );
     }
 }
