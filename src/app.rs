@@ -908,66 +908,50 @@ impl PlayerApp {
             ));
             return;
         }
-        if !self.link.replace_server(path.clone(), &mut self.server) {
-            return;
-        }
-        self.view.reset_session();
-        self.video.clear();
-        self.incoming_frame = None;
-        match EmbeddedServer::start_file(&path) {
-            Ok(server) => {
-                self.view.dismiss();
-                self.adopt_server(server, true);
-            }
-            Err(e) => self
-                .view
-                .report(format!("Cannot serve {}: {e}", path.display())),
-        }
+        let what = path.display().to_string();
+        self.serve_with(path.clone(), &what, || EmbeddedServer::start_file(&path));
     }
 
     /// Serve the live test pattern, in place of what the built-in server
     /// served, and point the connection bar at it.
     fn serve_pattern(&mut self) {
-        if !self
-            .link
-            .replace_server(PathBuf::from("pattern"), &mut self.server)
-        {
-            return;
-        }
-        self.view.reset_session();
-        self.video.clear();
-        self.incoming_frame = None;
-        match EmbeddedServer::start_pattern() {
-            Ok(server) => {
-                self.view.dismiss();
-                self.adopt_server(server, true);
-            }
-            Err(e) => self
-                .view
-                .report(format!("Cannot serve the test pattern: {e}")),
-        }
+        self.serve_with(
+            PathBuf::from("pattern"),
+            "the test pattern",
+            EmbeddedServer::start_pattern,
+        );
     }
 
     /// Serve the camera at `device`, as [`Self::serve_pattern`] does the
     /// pattern.
     fn serve_camera(&mut self, device: &str, size: &str, fps: u32) {
-        if !self
-            .link
-            .replace_server(PathBuf::from(device), &mut self.server)
-        {
+        self.serve_with(
+            PathBuf::from(device),
+            &format!("the camera {device}"),
+            || EmbeddedServer::start_camera(device, size, fps),
+        );
+    }
+
+    /// Replace the built-in server with what `start` makes (`what`, for
+    /// the error) and point the connection bar at it.
+    fn serve_with(
+        &mut self,
+        key: PathBuf,
+        what: &str,
+        start: impl FnOnce() -> Result<EmbeddedServer, crate::net::server::ServerError>,
+    ) {
+        if !self.link.replace_server(key, &mut self.server) {
             return;
         }
         self.view.reset_session();
         self.video.clear();
         self.incoming_frame = None;
-        match EmbeddedServer::start_camera(device, size, fps) {
+        match start() {
             Ok(server) => {
                 self.view.dismiss();
                 self.adopt_server(server, true);
             }
-            Err(e) => self
-                .view
-                .report(format!("Cannot serve the camera {device}: {e}")),
+            Err(e) => self.view.report(format!("Cannot serve {what}: {e}")),
         }
     }
 

@@ -23,14 +23,6 @@ fn probe_cmd(port: u16, extra: &[&str]) -> Command {
     c
 }
 
-fn interrupt(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
     loop {

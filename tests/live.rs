@@ -241,9 +241,8 @@ fn viewers_joining_apart_share_timestamps_and_pause_alone() {
     }
 }
 
-#[test]
-fn the_labs_dialect_plays_a_live_source_by_name() {
-    let server = live_server();
+/// `streamlab probe 127.0.0.1 PORT 0 pattern --dialect DIALECT`: 30 frames.
+fn probe_by_name(server: &ServerHandle, dialect: &str) -> serde_json::Value {
     let port = server.local_addr().port().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_streamlab"))
         .args([
@@ -253,34 +252,24 @@ fn the_labs_dialect_plays_a_live_source_by_name() {
             "0",
             "pattern",
             "--dialect",
-            "lab",
+            dialect,
         ])
         .args(["--frames", "30", "--json"])
         .output()
         .unwrap();
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_labs_dialect_plays_a_live_source_by_name() {
+    let j = probe_by_name(&live_server(), "lab");
     assert!(j["frames"].as_u64().unwrap() >= 30, "{j}");
     assert_eq!(j["dropped_total"], 0, "{j}");
 }
 
 #[test]
 fn tpc3_plays_a_live_source_by_name_every_datagram_checked() {
-    let server = live_server();
-    let port = server.local_addr().port().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_streamlab"))
-        .args([
-            "probe",
-            "127.0.0.1",
-            &port,
-            "0",
-            "pattern",
-            "--dialect",
-            "tpc3",
-        ])
-        .args(["--frames", "30", "--json"])
-        .output()
-        .unwrap();
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = probe_by_name(&live_server(), "tpc3");
     assert!(j["frames"].as_u64().unwrap() >= 30, "{j}");
     // SSRC = the session id, sequence from 1, PT 26: nothing refused.
     assert_eq!(j["dropped_total"], 0, "{j}");

@@ -113,19 +113,24 @@ fn draw_number(img: &mut RgbImage, n: u32, area_h: i64) {
     fill_rect(img, px, py, panel_w, panel_h, [0, 0, 0]);
     for (i, ch) in text.bytes().enumerate() {
         let glyph = &DIGITS[usize::from(ch - b'0')];
-        let gx = px + (1 + 6 * i as i64) * scale;
-        for (row, bits) in glyph.iter().enumerate() {
-            for col in 0..5 {
-                if bits & (0x10 >> col) != 0 {
-                    fill_rect(
-                        img,
-                        gx + col * scale,
-                        py + (1 + row as i64) * scale,
-                        scale,
-                        scale,
-                        [255, 255, 255],
-                    );
-                }
+        draw_glyph(img, glyph, px + (1 + 6 * i as i64) * scale, py, scale);
+    }
+}
+
+/// One 5x7 glyph in white, its cell's top-left at (`x`, `y` less one
+/// font pixel of margin), each font pixel `scale` pixels.
+fn draw_glyph(img: &mut RgbImage, glyph: &[u8; 7], x: i64, y: i64, scale: i64) {
+    for (row, bits) in glyph.iter().enumerate() {
+        for col in 0..5 {
+            if bits & (0x10 >> col) != 0 {
+                fill_rect(
+                    img,
+                    x + col * scale,
+                    y + (1 + row as i64) * scale,
+                    scale,
+                    scale,
+                    [255, 255, 255],
+                );
             }
         }
     }
@@ -149,21 +154,7 @@ pub fn draw_text(img: &mut RgbImage, text: &str, x: i64, y: i64, scale: i64) {
             '.' => &DOT,
             _ => continue,
         };
-        let gx = x + (1 + 6 * i as i64) * scale;
-        for (row, bits) in glyph.iter().enumerate() {
-            for col in 0..5 {
-                if bits & (0x10 >> col) != 0 {
-                    fill_rect(
-                        img,
-                        gx + col * scale,
-                        y + (1 + row as i64) * scale,
-                        scale,
-                        scale,
-                        [255, 255, 255],
-                    );
-                }
-            }
-        }
+        draw_glyph(img, glyph, x + (1 + 6 * i as i64) * scale, y, scale);
     }
 }
 

@@ -448,3 +448,12 @@ impl Drop for Reaper {
         let _ = self.0.wait();
     }
 }
+
+/// Ctrl-C for a child process, as a user's terminal sends it.
+pub fn interrupt(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
